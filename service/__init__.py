@@ -1,0 +1,1 @@
+"""Oblivio API service: FastAPI over Postgres. Never imports `worker` or torch."""

@@ -1,0 +1,63 @@
+"""Typed settings, read from `OBLIVIO_*` environment variables.
+
+With nothing set, everything lives under `home` (default `./.oblivio`): a SQLite database, a
+filesystem Celery broker and a local artifact folder. Setting `OBLIVIO_DATABASE_URL` and
+`OBLIVIO_BROKER_URL` moves the same code to Postgres and Redis.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OBLIVIO_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".oblivio"), description="Folder for embedded-mode state: database, broker, artifacts.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite at HOME/oblivio.db.")
+    broker_url: str = Field("", description="Celery broker URL; empty means the filesystem broker under HOME/broker.")
+    artifact_dir: Path | None = Field(None, description="Local artifact store root; empty means HOME/artifacts.")
+    data_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders sample files may live in; sample URIs outside them are refused. Empty means HOME/data.",
+    )
+    due_days: int = Field(30, ge=1, description="Days between receipt and legal due date of a request.")
+    max_samples_per_request: int = Field(10_000, ge=1, description="Upper bound on sample keys in one request.")
+    max_manifest_rows: int = Field(100_000, ge=1, description="Upper bound on samples in one bulk registration.")
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
+    lease_seconds: int = Field(120, ge=5, description="How long a worker holds a job without a heartbeat.")
+    outbox_poll_seconds: float = Field(2.0, gt=0, description="How often the API re-sends undelivered outbox rows.")
+    worker_device: str = Field("auto", description="Torch device for unlearning jobs: auto, cpu, cuda, cuda:N.")
+    eval_max_images: int = Field(512, ge=8, description="Images per evaluation set (forget, retain hold-out).")
+    retain_max_images: int = Field(10_000, ge=16, description="Most retain-side images one job reads.")
+    delete_forget_files: bool = Field(False, description="Delete forget-set source files after a successful job.")
+    log_level: str = Field("INFO", description="Log level of API and worker.")
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> "Settings":
+        self.home = self.home.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'oblivio.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.home / "artifacts"
+        if not self.data_roots:
+            self.data_roots = [self.home / "data"]
+        self.data_roots = [p.resolve() for p in self.data_roots]
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.home / "broker"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,64 @@
+"""The closed vocabularies of the domain, stored as strings with CHECK constraints."""
+
+from enum import StrEnum
+
+
+class DatasetKind(StrEnum):
+    training = "training"
+    proxy = "proxy"
+
+
+class Role(StrEnum):
+    officer = "officer"
+    reviewer = "reviewer"
+    auditor = "auditor"
+    admin = "admin"
+
+
+class RequestStatus(StrEnum):
+    received = "received"
+    pending_approval = "pending_approval"
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_REQUEST_STATUSES
+
+
+TERMINAL_REQUEST_STATUSES = frozenset(
+    {RequestStatus.completed, RequestStatus.failed, RequestStatus.rejected, RequestStatus.cancelled}
+)
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Mode(StrEnum):
+    retain_free = "retain_free"
+    with_retain = "with_retain"
+
+
+class Method(StrEnum):
+    encoder_l2 = "encoder_l2"
+
+
+class VersionStatus(StrEnum):
+    published = "published"
+    superseded = "superseded"
+    purged = "purged"
+
+
+class FailureReason(StrEnum):
+    gate_failed = "gate_failed"
+    invalid_samples = "invalid_samples"
+    job_error = "job_error"

@@ -1,0 +1,176 @@
+"""SQLAlchemy models of the domain (DESIGN.md §3). Postgres is the system of record."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db.base import Base, UTCDateTime, utcnow
+from service.db.enums import DatasetKind, JobStatus, Method, Mode, RequestStatus, Role, VersionStatus
+
+
+def _enum(cls: type, name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[DatasetKind] = mapped_column(_enum(DatasetKind, "dataset_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sample(Base):
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "sample_key"),
+        Index("ix_samples_dataset_class", "dataset_id", "class_label"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    sample_key: Mapped[str] = mapped_column(String(256))
+    class_label: Mapped[str] = mapped_column(String(128))
+    uri: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    erased_by_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    family: Mapped[str] = mapped_column(String(64))
+    adapter_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    training_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    proxy_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), default=None)
+    unlearn_defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gate_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    current_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    training_dataset: Mapped[Dataset] = relationship(foreign_keys=[training_dataset_id], lazy="raise")
+    proxy_dataset: Mapped[Dataset | None] = relationship(foreign_keys=[proxy_dataset_id], lazy="raise")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"), UniqueConstraint("created_by_job_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    parent_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    checkpoint_digest: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_by_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), default=None)
+    absorbed_request_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[VersionStatus] = mapped_column(_enum(VersionStatus, "version_status"), default=VersionStatus.published)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_model_status", "model_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.queued)
+    mode: Mapped[Mode] = mapped_column(_enum(Mode, "job_mode"))
+    method: Mapped[Method] = mapped_column(_enum(Method, "job_method"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    base_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    result_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    progress_step: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    losses: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    loss_history: Mapped[list[dict[str, float]]] = mapped_column(JSON, default=list)
+    lease_owner: Mapped[str | None] = mapped_column(String(256), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    model: Mapped[Model] = relationship(lazy="raise")
+    requests: Mapped[list["UnlearnRequest"]] = relationship(back_populates="job", lazy="raise")
+
+
+class UnlearnRequest(Base):
+    __tablename__ = "unlearn_requests"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "external_id"),
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        Index("ix_unlearn_requests_received", "received_at", "id"),
+        Index("ix_unlearn_requests_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    external_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(256), default=None)
+    body_digest: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    mode: Mapped[Mode] = mapped_column(_enum(Mode, "request_mode"))
+    method: Mapped[Method] = mapped_column(_enum(Method, "request_method"))
+    classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus, "request_status"))
+    reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    reason_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), default=None)
+    result_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    model: Mapped[Model] = relationship(lazy="raise")
+    job: Mapped[Job | None] = relationship(back_populates="requests", lazy="raise")
+    samples: Mapped[list["RequestSample"]] = relationship(lazy="raise", order_by="RequestSample.position")
+
+
+class RequestSample(Base):
+    """A sample named explicitly by a request; class requests resolve their samples when the job runs."""
+
+    __tablename__ = "request_samples"
+    __table_args__ = (UniqueConstraint("request_id", "sample_id"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("unlearn_requests.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id"))
+    sample: Mapped[Sample] = relationship(lazy="raise")
+
+
+class OutboxMessage(Base):
+    """A task to send to the broker, committed with the rows it refers to."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(_enum(Role, "api_key_role"))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

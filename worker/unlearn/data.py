@@ -1,0 +1,200 @@
+"""Sample manifests (JSON Lines) and image loading with sha256 verification.
+
+A manifest line is one JSON object with exactly the fields of :class:`SampleRecord`::
+
+    {"sample_key": "fmnist-test-00000", "class_label": "ankle_boot",
+     "uri": "test/00000.png", "sha256": "<64 hex digits>"}
+
+A relative ``uri`` is resolved against the manifest's directory when read; ``file://`` URIs
+and absolute paths are taken as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRecord:
+    """One sample of a dataset: its key, class, where its file is and the file's sha256."""
+
+    sample_key: str
+    class_label: str
+    uri: str
+    sha256: str
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(SampleRecord))
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed, or a sample key repeats."""
+
+
+class SampleIntegrityError(ValueError):
+    """A sample file's bytes do not have the sha256 the manifest records."""
+
+    def __init__(self, sample_key: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"sample {sample_key!r}: sha256 mismatch (manifest {expected}, file {actual}); "
+            "the file changed since the manifest was written"
+        )
+        self.sample_key, self.expected, self.actual = sample_key, expected, actual
+
+
+class SampleLoadError(ValueError):
+    """A sample file is missing, unreadable, or not an image of the expected shape."""
+
+
+def _resolve_uri(uri: str, base: Path) -> str:
+    """Absolute path string for a manifest ``uri`` (relative ones are against ``base``)."""
+    if uri.startswith("file://"):
+        return uri
+    path = Path(uri)
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _parse_line(line: str, lineno: int, base: Path) -> SampleRecord:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"line {lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(obj, dict):
+        raise ManifestError(f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
+    missing = [f for f in _FIELDS if f not in obj]
+    extra = sorted(set(obj) - set(_FIELDS))
+    if missing or extra:
+        raise ManifestError(f"line {lineno}: missing fields {missing}, unexpected fields {extra}")
+    for field in _FIELDS:
+        if not isinstance(obj[field], str) or not obj[field]:
+            raise ManifestError(f"line {lineno}: {field!r} must be a non-empty string")
+    digest = obj["sha256"]
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ManifestError(f"line {lineno}: 'sha256' must be 64 lowercase hex digits")
+    return SampleRecord(**{**obj, "uri": _resolve_uri(obj["uri"], base)})
+
+
+def read_manifest(path: str | os.PathLike) -> list[SampleRecord]:
+    """Read a JSON Lines manifest; blank lines are skipped, relative uris made absolute.
+
+    Raises :class:`ManifestError` naming the (1-based) line of the first problem.
+    """
+    path = Path(path)
+    base = path.resolve().parent
+    records: list[SampleRecord] = []
+    first_line: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            record = _parse_line(line, lineno, base)
+            if record.sample_key in first_line:
+                raise ManifestError(
+                    f"line {lineno}: duplicate sample_key {record.sample_key!r} "
+                    f"(first on line {first_line[record.sample_key]})"
+                )
+            first_line[record.sample_key] = lineno
+            records.append(record)
+    return records
+
+
+def write_manifest(path: str | os.PathLike, records: Iterable[SampleRecord]) -> None:
+    """Write records as JSON Lines (uris written as given), atomically via a temp file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(dataclasses.asdict(record), separators=(",", ":")) + "\n")
+    tmp.replace(path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def load_uri(uri: str) -> bytes:
+    """Bytes behind a plain path or a ``file://`` URI."""
+    if uri.startswith("file://"):
+        parsed = urlparse(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file URI with a remote host is not supported: {uri!r}")
+        uri = unquote(parsed.path)
+    elif "://" in uri:
+        raise ValueError(f"unsupported URI scheme: {uri!r}")
+    return Path(uri).read_bytes()
+
+
+_PIL_MODE = {1: "L", 3: "RGB"}  # channels -> Pillow mode we convert to
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # source modes read as one channel
+
+
+def _load_one(
+    record: SampleRecord, image_shape: tuple[int, int, int] | None, verify: bool
+) -> np.ndarray:
+    """Read, verify and decode one sample; returns uint8 (C, H, W)."""
+    try:
+        data = load_uri(record.uri)  # read the bytes once: hash and decode the same bytes
+    except OSError as err:
+        raise SampleLoadError(
+            f"sample {record.sample_key!r}: cannot read {record.uri!r} ({err.strerror or err})"
+        ) from err
+    if verify:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != record.sha256:
+            raise SampleIntegrityError(record.sample_key, record.sha256, actual)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            channels = image_shape[0] if image_shape else (1 if img.mode in _GREY_MODES else 3)
+            if channels not in _PIL_MODE:
+                raise SampleLoadError(f"image_shape channels must be 1 or 3, got {channels}")
+            pixels = np.asarray(img.convert(_PIL_MODE[channels]))  # (H, W) or (H, W, 3)
+    except (OSError, Image.DecompressionBombError) as err:
+        raise SampleLoadError(f"sample {record.sample_key!r}: not a readable image ({err})") from err
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
+    if image_shape is not None and pixels.shape != tuple(image_shape):
+        raise SampleLoadError(
+            f"sample {record.sample_key!r}: image shape {pixels.shape} != expected {tuple(image_shape)}"
+        )
+    return pixels
+
+
+def load_images(
+    records: Sequence[SampleRecord],
+    *,
+    image_shape: tuple[int, int, int] | None = None,
+    verify: bool = True,
+    workers: int | None = None,
+) -> torch.Tensor:
+    """Load sample images as one float32 tensor in [0, 1].
+
+    records: N records; image_shape: expected (C, H, W) with C in {1, 3} (grey or RGB). When
+    None, C follows the first image's mode and all images must share that shape.
+    verify: check each file's sha256 against the record (:class:`SampleIntegrityError`).
+    Returns: (N, C, H, W) float32. Images are never resized: a shape mismatch is an error.
+    """
+    if not records:
+        if image_shape is None:
+            raise ValueError("cannot infer the image shape of an empty record list")
+        return torch.empty((0, *image_shape))
+    if image_shape is None:  # fix the shape from the first sample so all agree
+        image_shape = tuple(_load_one(records[0], None, verify).shape)
+    workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    # Hashing (hashlib) and PNG decoding (Pillow) release the GIL, so threads do run in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(lambda r: _load_one(r, image_shape, verify), records))
+    batch = torch.from_numpy(np.stack(arrays))  # (N, C, H, W) uint8
+    return batch.float().div_(255.0)  # (N, C, H, W) float32 in [0, 1]
