@@ -120,7 +120,7 @@ def export(
         keys = [f"fmnist-{split}-{i:05d}" for i in indices]
         manifest = manifests[split] = out_dir / f"{split}.jsonl"
         if _is_complete(manifest, keys):
-            continue
+            continue  # written last, so every PNG it lists is there
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         chunks = [indices[i : i + _CHUNK] for i in range(0, len(indices), _CHUNK)]
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:

@@ -16,8 +16,8 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -58,15 +58,17 @@ class SampleLoadError(ValueError):
     """A sample file is missing, unreadable, or not an image of the expected shape."""
 
 
-def _resolve_uri(uri: str, base: Path) -> str:
-    """Absolute path string for a manifest ``uri`` (relative ones are against ``base``)."""
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _resolve_uri(uri: str, base: str) -> str:
+    """Absolute path string for a manifest ``uri`` (relative ones against the directory ``base``)."""
     if uri.startswith("file://"):
         return uri
-    path = Path(uri)
-    return str(path if path.is_absolute() else (base / path).resolve())
+    return os.path.normpath(os.path.join(base, uri))  # join keeps an absolute uri as it is
 
 
-def _parse_line(line: str, lineno: int, base: Path) -> SampleRecord:
+def _parse_line(line: str, lineno: int, base: str) -> SampleRecord:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
@@ -80,8 +82,7 @@ def _parse_line(line: str, lineno: int, base: Path) -> SampleRecord:
     for field in _FIELDS:
         if not isinstance(obj[field], str) or not obj[field]:
             raise ManifestError(f"line {lineno}: {field!r} must be a non-empty string")
-    digest = obj["sha256"]
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if not _SHA256_HEX.fullmatch(obj["sha256"]):
         raise ManifestError(f"line {lineno}: 'sha256' must be 64 lowercase hex digits")
     return SampleRecord(**{**obj, "uri": _resolve_uri(obj["uri"], base)})
 
@@ -92,7 +93,7 @@ def read_manifest(path: str | os.PathLike) -> list[SampleRecord]:
     Raises :class:`ManifestError` naming the (1-based) line of the first problem.
     """
     path = Path(path)
-    base = path.resolve().parent
+    base = str(path.resolve().parent)
     records: list[SampleRecord] = []
     first_line: dict[str, int] = {}
     with path.open(encoding="utf-8") as fh:
@@ -157,11 +158,10 @@ def _load_one(
         if actual != record.sha256:
             raise SampleIntegrityError(record.sample_key, record.sha256, actual)
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as img:
             channels = image_shape[0] if image_shape else (1 if img.mode in _GREY_MODES else 3)
-            if channels not in _PIL_MODE:
-                raise SampleLoadError(f"image_shape channels must be 1 or 3, got {channels}")
-            pixels = np.asarray(img.convert(_PIL_MODE[channels]))  # (H, W) or (H, W, 3)
+            mode = _PIL_MODE[channels]
+            pixels = np.asarray(img if img.mode == mode else img.convert(mode))  # (H, W[, 3])
     except (OSError, Image.DecompressionBombError) as err:
         raise SampleLoadError(f"sample {record.sample_key!r}: not a readable image ({err})") from err
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
@@ -177,7 +177,6 @@ def load_images(
     *,
     image_shape: tuple[int, int, int] | None = None,
     verify: bool = True,
-    workers: int | None = None,
 ) -> torch.Tensor:
     """Load sample images as one float32 tensor in [0, 1].
 
@@ -192,9 +191,10 @@ def load_images(
         return torch.empty((0, *image_shape))
     if image_shape is None:  # fix the shape from the first sample so all agree
         image_shape = tuple(_load_one(records[0], None, verify).shape)
-    workers = workers or min(8, (os.cpu_count() or 1) + 2)
-    # Hashing (hashlib) and PNG decoding (Pillow) release the GIL, so threads do run in parallel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = list(pool.map(lambda r: _load_one(r, image_shape, verify), records))
+    elif image_shape[0] not in _PIL_MODE:
+        raise ValueError(f"image_shape channels must be 1 or 3, got {image_shape[0]}")
+    # A plain loop: for small images Pillow's per-file Python overhead dominates, so a thread
+    # pool is slower (GIL), and a process pool is not allowed inside a daemonic Celery worker.
+    arrays = [_load_one(record, image_shape, verify) for record in records]  # N x (C, H, W)
     batch = torch.from_numpy(np.stack(arrays))  # (N, C, H, W) uint8
     return batch.float().div_(255.0)  # (N, C, H, W) float32 in [0, 1]

@@ -1,0 +1,34 @@
+"""Datasets and bulk sample registration."""
+
+from fastapi import APIRouter, status
+
+from service.api.deps import Admin, AnyRole, SessionDep, SettingsDep
+from service.domain.datasets import add_samples, create_dataset, dataset_stats, get_dataset
+from service.schemas.registry import DatasetCreate, DatasetView, SamplesAdd, SamplesAdded
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetView)
+def create(body: DatasetCreate, _: Admin, session: SessionDep) -> DatasetView:
+    dataset = create_dataset(session, name=body.name, kind=body.kind, description=body.description)
+    return DatasetView(**_fields(dataset), sample_count=0, classes=[])
+
+
+@router.get("/{name}", response_model=DatasetView)
+def show(name: str, _: AnyRole, session: SessionDep) -> DatasetView:
+    dataset = get_dataset(session, name=name)
+    count, classes = dataset_stats(session, dataset=dataset)
+    return DatasetView(**_fields(dataset), sample_count=count, classes=classes)
+
+
+@router.post("/{name}/samples", response_model=SamplesAdded)
+def register_samples(name: str, body: SamplesAdd, _: Admin, session: SessionDep, settings: SettingsDep) -> SamplesAdded:
+    dataset = get_dataset(session, name=name)
+    added, unchanged = add_samples(session, dataset=dataset, samples=body.samples, roots=settings.data_roots)
+    count, _classes = dataset_stats(session, dataset=dataset)
+    return SamplesAdded(dataset=name, added=added, unchanged=unchanged, sample_count=count)
+
+
+def _fields(dataset) -> dict:
+    return {"name": dataset.name, "kind": dataset.kind, "description": dataset.description, "created_at": dataset.created_at}

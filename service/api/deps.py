@@ -1,0 +1,74 @@
+"""Dependencies that make handlers read like sentences: SessionDep, CurrentKey, role guards."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db.enums import Role
+from service.db.models import ApiKey
+from service.domain.auth import authenticate, require_role
+from service.queue import Dispatcher
+from service.storage import ArtifactStore
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per HTTP request, committed before the response is sent."""
+    with request.app.state.sessions() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> ArtifactStore:
+    return request.app.state.store
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+def current_key(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+    x_api_key: Annotated[str | None, Header(description="API key (alternative to Authorization)")] = None,
+) -> ApiKey:
+    token = x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    return authenticate(session, token=token)
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def roles(*allowed: Role):
+    allowed_set = frozenset(allowed)
+
+    def guard(key: CurrentKey) -> ApiKey:
+        require_role(key, allowed_set)
+        return key
+
+    return Depends(guard)
+
+
+Officer = Annotated[ApiKey, roles(Role.officer)]
+Reader = Annotated[ApiKey, roles(Role.officer, Role.auditor, Role.reviewer)]
+Admin = Annotated[ApiKey, roles(Role.admin)]
+AnyRole = Annotated[ApiKey, roles(*Role)]

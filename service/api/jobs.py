@@ -1,0 +1,39 @@
+"""Jobs: one unlearning run over one or more requests."""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from service.api.deps import Reader, SessionDep
+from service.api.views import job_summary
+from service.domain.jobs import get_job
+from service.schemas.requests import JobSummary
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class JobView(JobSummary):
+    model: str
+    mode: str
+    method: str
+    config: dict[str, Any]
+    request_ids: list[uuid.UUID]
+    loss_history: list[dict[str, float]]
+    error: str | None
+
+
+@router.get("/{job_id}", response_model=JobView)
+def show(job_id: uuid.UUID, _: Reader, session: SessionDep) -> JobView:
+    job = get_job(session, job_id=job_id)
+    return JobView(
+        **job_summary(job).model_dump(),
+        model=job.model.name,
+        mode=job.mode.value,
+        method=job.method.value,
+        config=job.config,
+        request_ids=[r.id for r in job.requests],
+        loss_history=job.loss_history,
+        error=job.error,
+    )

@@ -1,0 +1,73 @@
+"""Model registry, versions, checkpoint download and promotion."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
+from service.api.views import model_view, version_view
+from service.domain.models import get_model, list_models, register_model
+from service.domain.versions import get_version, list_versions, promote
+from service.errors import NotFound, Unprocessable
+from service.schemas.registry import ModelSpec, ModelView, VersionView
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
+def create(
+    _: Admin,
+    session: SessionDep,
+    store: StoreDep,
+    spec: Annotated[str, Form(description='ModelSpec as JSON, e.g. {"name": "fmnist-mae", "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}')],
+    checkpoint: Annotated[UploadFile, File(description="Base checkpoint (safetensors with an Oblivio header)")],
+) -> ModelView:
+    try:
+        parsed = ModelSpec.model_validate_json(spec)
+    except ValidationError as exc:
+        raise Unprocessable({"message": "invalid model spec", "items": exc.errors(include_url=False, include_context=False)}) from exc
+    return model_view(register_model(session, spec=parsed, checkpoint=checkpoint.file, store=store))
+
+
+@router.get("", response_model=list[ModelView])
+def index(_: AnyRole, session: SessionDep) -> list[ModelView]:
+    return [model_view(m) for m in list_models(session)]
+
+
+@router.get("/{name}", response_model=ModelView)
+def show(name: str, _: AnyRole, session: SessionDep) -> ModelView:
+    return model_view(get_model(session, name=name))
+
+
+@router.get("/{name}/versions", response_model=list[VersionView])
+def versions(name: str, _: AnyRole, session: SessionDep) -> list[VersionView]:
+    model = get_model(session, name=name)
+    return [version_view(v, current=model.current_version) for v in list_versions(session, model=model)]
+
+
+@router.get(
+    "/{name}/versions/{ref}/checkpoint",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors checkpoint"}},
+)
+def download(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreDep) -> FileResponse:
+    model = get_model(session, name=name)
+    version = get_version(session, model=model, ref=ref)
+    path = store.local_path(version.checkpoint_digest)
+    if not path.is_file():
+        raise NotFound(f"checkpoint of version {version.version} is {version.status.value} and no longer stored")
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{name}-v{version.version}.safetensors",
+        headers={"X-Checkpoint-Sha256": version.checkpoint_digest, "X-Model-Version": str(version.version)},
+    )
+
+
+@router.post("/{name}/versions/{ref}/promote", response_model=VersionView)
+def promote_version(name: str, ref: str, _: Admin, session: SessionDep) -> VersionView:
+    model = get_model(session, name=name)
+    version = promote(session, model=model, ref=ref)
+    return version_view(version, current=model.current_version)

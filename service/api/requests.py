@@ -1,0 +1,69 @@
+"""Unlearn requests: file, list, read, cancel."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response, status
+
+from service.api.deps import DispatcherDep, Officer, Reader, SessionDep, SettingsDep
+from service.api.views import request_view
+from service.db.enums import RequestStatus
+from service.domain.requests import RequestFilter, cancel_request, get_request, list_requests, submit_request
+from service.schemas.requests import RequestCreate, RequestPage, RequestView
+
+router = APIRouter(prefix="/unlearn-requests", tags=["unlearn requests"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=256, description="Retrying with the same key and body returns the same request."),
+]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestView,
+    responses={200: {"description": "Replay of an earlier submission", "model": RequestView}},
+)
+def create(
+    body: RequestCreate,
+    key: Officer,
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    background: BackgroundTasks,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> RequestView:
+    request, created = submit_request(session, key=key, body=body, idempotency_key=idempotency_key, settings=settings)
+    if created:
+        background.add_task(dispatcher.dispatch_pending)
+    else:
+        response.status_code = status.HTTP_200_OK
+    return request_view(request)
+
+
+@router.get("", response_model=RequestPage)
+def index(
+    _: Reader,
+    session: SessionDep,
+    status_: Annotated[RequestStatus | None, Query(alias="status")] = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    due_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RequestPage:
+    filters = RequestFilter(status=status_, model=model, due_before=due_before)
+    rows, next_cursor = list_requests(session, filters=filters, cursor=cursor, limit=limit)
+    return RequestPage(items=[request_view(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{request_id}", response_model=RequestView)
+def show(request_id: uuid.UUID, _: Reader, session: SessionDep) -> RequestView:
+    return request_view(get_request(session, request_id=request_id))
+
+
+@router.post("/{request_id}/cancel", response_model=RequestView)
+def cancel(request_id: uuid.UUID, _: Officer, session: SessionDep) -> RequestView:
+    cancel_request(session, request_id=request_id)
+    return request_view(get_request(session, request_id=request_id))

@@ -1,0 +1,73 @@
+"""ORM rows to response models."""
+
+from service.db.models import Job, Model, ModelVersion, UnlearnRequest
+from service.schemas.registry import ModelView, VersionView
+from service.schemas.requests import JobSummary, Progress, RequestView
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(
+        id=job.id,
+        status=job.status,
+        base_version=job.base_version,
+        result_version=job.result_version,
+        attempts=job.attempts,
+        progress=Progress(step=job.progress_step, total=job.progress_total, losses=job.losses or {}),
+    )
+
+
+def request_view(request: UnlearnRequest) -> RequestView:
+    links = {"self": f"/unlearn-requests/{request.id}"}
+    if request.job_id:
+        links["job"] = f"/jobs/{request.job_id}"
+    if request.result_version:
+        links["checkpoint"] = f"/models/{request.model.name}/versions/{request.result_version}/checkpoint"
+    return RequestView(
+        id=request.id,
+        external_id=request.external_id,
+        model=request.model.name,
+        status=request.status,
+        reason=request.reason,
+        reason_detail=request.reason_detail,
+        mode=request.mode,
+        method=request.method,
+        samples=[rs.sample.sample_key for rs in request.samples],
+        classes=request.classes,
+        config=request.config,
+        received_at=request.received_at,
+        updated_at=request.updated_at,
+        due_at=request.due_at,
+        finished_at=request.finished_at,
+        result_version=request.result_version,
+        job=job_summary(request.job) if request.job else None,
+        links=links,
+    )
+
+
+def model_view(model: Model) -> ModelView:
+    return ModelView(
+        name=model.name,
+        family=model.family,
+        adapter_config=model.adapter_config,
+        training_dataset=model.training_dataset.name,
+        proxy_dataset=model.proxy_dataset.name if model.proxy_dataset else None,
+        unlearn_defaults=model.unlearn_defaults,
+        gate_thresholds=model.gate_thresholds,
+        current_version=model.current_version,
+        created_at=model.created_at,
+    )
+
+
+def version_view(version: ModelVersion, *, current: int | None) -> VersionView:
+    return VersionView(
+        version=version.version,
+        parent_version=version.parent_version,
+        status=version.status,
+        checkpoint_digest=version.checkpoint_digest,
+        size_bytes=version.size_bytes,
+        created_by_job=str(version.created_by_job_id) if version.created_by_job_id else None,
+        absorbed_request_ids=version.absorbed_request_ids,
+        metrics=version.metrics,
+        created_at=version.created_at,
+        is_current=version.version == current,
+    )

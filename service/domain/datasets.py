@@ -1,0 +1,94 @@
+"""Datasets and their sample catalogues."""
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from service.db.enums import DatasetKind
+from service.db.models import Dataset, Sample
+from service.errors import Conflict, NotFound, Unprocessable
+from service.schemas.registry import SampleIn
+
+
+def get_dataset(session: Session, *, name: str) -> Dataset:
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is None:
+        raise NotFound(f"dataset '{name}' not found")
+    return dataset
+
+
+def create_dataset(session: Session, *, name: str, kind: DatasetKind, description: str) -> Dataset:
+    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+        raise Conflict(f"dataset '{name}' already exists")
+    dataset = Dataset(name=name, kind=kind, description=description)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def dataset_stats(session: Session, *, dataset: Dataset) -> tuple[int, list[str]]:
+    count = session.scalar(select(func.count()).where(Sample.dataset_id == dataset.id)) or 0
+    classes = session.scalars(
+        select(Sample.class_label).where(Sample.dataset_id == dataset.id).distinct().order_by(Sample.class_label)
+    )
+    return count, list(classes)
+
+
+def resolve_sample_path(uri: str, *, roots: list[Path]) -> Path:
+    """A sample URI as a local path inside one of the allowed roots, or ValueError."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"unsupported URI scheme '{parsed.scheme}'")
+    raw = parsed.path if parsed.scheme == "file" else uri
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ValueError("URI must be an absolute path or file:// URI")
+    path = path.resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise ValueError("URI is outside the allowed data roots")
+    return path
+
+
+def add_samples(session: Session, *, dataset: Dataset, samples: list[SampleIn], roots: list[Path]) -> tuple[int, int]:
+    """Register samples in bulk; a key already present with the same content is left alone.
+
+    Every problem in the batch is reported at once and nothing is written if there is any.
+    """
+    problems: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for s in samples:
+        if s.sample_key in seen:
+            problems.append({"sample_key": s.sample_key, "problem": "duplicate sample_key in this batch"})
+        seen.add(s.sample_key)
+        try:
+            resolve_sample_path(s.uri, roots=roots)
+        except ValueError as exc:
+            problems.append({"sample_key": s.sample_key, "problem": str(exc)})
+    existing = _existing(session, dataset=dataset, keys=list(seen))
+    fresh = []
+    for s in samples:
+        old = existing.get(s.sample_key)
+        if old is None:
+            fresh.append(s)
+        elif (old.class_label, old.uri, old.sha256) != (s.class_label, s.uri, s.sha256):
+            problems.append({"sample_key": s.sample_key, "problem": "already registered with different content"})
+    if problems:
+        raise Unprocessable({"message": f"{len(problems)} sample(s) refused; nothing was registered", "items": problems})
+    if fresh:
+        session.execute(
+            insert(Sample),
+            [{"dataset_id": dataset.id, **s.model_dump()} for s in fresh],
+        )
+    session.flush()
+    return len(fresh), len(samples) - len(fresh)
+
+
+def _existing(session: Session, *, dataset: Dataset, keys: list[str]) -> dict[str, Sample]:
+    found: dict[str, Sample] = {}
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        rows = session.scalars(select(Sample).where(Sample.dataset_id == dataset.id, Sample.sample_key.in_(chunk)))
+        found.update({row.sample_key: row for row in rows})
+    return found

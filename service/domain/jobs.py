@@ -1,0 +1,158 @@
+"""Job lifecycle as the worker drives it: claim under a lease, heartbeat, finish.
+
+Each function runs inside the caller's transaction; the worker commits after each call.
+"""
+
+import uuid
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from service.db.base import utcnow
+from service.db.enums import FailureReason, JobStatus, RequestStatus
+from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
+from service.errors import NotFound
+
+_HISTORY_POINTS = 200
+
+
+class Claim(StrEnum):
+    claimed = "claimed"
+    finished = "finished"  # terminal already: a redelivery or duplicate message
+    held = "held"  # another worker holds a live lease
+    model_busy = "model_busy"  # another job of this model is running; retry later
+
+
+def get_job(session: Session, *, job_id: uuid.UUID) -> Job:
+    job = session.scalar(
+        select(Job)
+        .where(Job.id == job_id)
+        .options(joinedload(Job.model), selectinload(Job.requests).selectinload(UnlearnRequest.samples))
+    )
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int) -> Claim:
+    now = utcnow()
+    model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+    if model_id is None:
+        raise NotFound(f"job {job_id} not found")
+    # Lock the model row first: claims of one model are serialised, so two jobs never share a base.
+    model = session.scalar(select(Model).where(Model.id == model_id).with_for_update())
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job.status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
+        return Claim.finished
+    if job.status is JobStatus.running and job.lease_expires_at and job.lease_expires_at > now and job.lease_owner != owner:
+        return Claim.held
+    busy = session.scalar(
+        select(func.count()).where(
+            Job.model_id == model_id, Job.id != job_id, Job.status == JobStatus.running, Job.lease_expires_at > now
+        )
+    )
+    if busy:
+        return Claim.model_busy
+    job.status = JobStatus.running
+    job.lease_owner = owner
+    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    job.attempts += 1
+    job.started_at = now
+    job.base_version = model.current_version
+    job.progress_step, job.progress_total, job.losses, job.loss_history, job.error = 0, 0, {}, [], None
+    for request in _live_requests(session, job_id=job_id):
+        request.status = RequestStatus.running
+    session.flush()
+    return Claim.claimed
+
+
+def heartbeat(
+    session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int, step: int, total: int, losses: dict[str, float]
+) -> bool:
+    """Record progress and extend the lease; False means stop: the lease is lost or every request was cancelled."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job.status is not JobStatus.running or job.lease_owner != owner:
+        return False
+    job.progress_step, job.progress_total, job.losses = step, total, losses
+    stride = max(1, total // _HISTORY_POINTS)
+    if step % stride == 0 or step == total:
+        job.loss_history = [*job.loss_history, {"step": step, **losses}]
+    job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    session.flush()
+    return bool(_live_requests(session, job_id=job_id))
+
+
+def forget_samples(session: Session, *, job: Job) -> list[tuple[Sample, list[uuid.UUID]]]:
+    """The union of samples named by the job's live requests (explicit keys and whole classes), each
+    with the requests that asked for it, in a stable order."""
+    requests = _live_requests(session, job_id=job.id)
+    owners: dict[int, list[uuid.UUID]] = {}
+    samples: dict[int, Sample] = {}
+    for request in requests:
+        named = session.scalars(
+            select(Sample).join(RequestSample, RequestSample.sample_id == Sample.id).where(RequestSample.request_id == request.id)
+        )
+        by_class = session.scalars(
+            select(Sample).where(
+                Sample.dataset_id == job.model.training_dataset_id,
+                Sample.class_label.in_(request.classes),
+                Sample.erased_at.is_(None),
+            )
+        ) if request.classes else []
+        for sample in [*named, *by_class]:
+            samples[sample.id] = sample
+            owners.setdefault(sample.id, []).append(request.id)
+    return [(samples[i], owners[i]) for i in sorted(samples)]
+
+
+def forget_classes(session: Session, *, job: Job) -> list[str]:
+    return sorted({c for r in _live_requests(session, job_id=job.id) for c in r.classes})
+
+
+def owns_running_job(session: Session, *, job_id: uuid.UUID, owner: str) -> Job | None:
+    """Lock the job for publication; None if this worker no longer holds it."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None or job.status is not JobStatus.running or job.lease_owner != owner:
+        return None
+    return job
+
+
+def complete_job(session: Session, *, job: Job, version: ModelVersion, sample_ids: list[int]) -> list[UnlearnRequest]:
+    now = utcnow()
+    job.status, job.result_version, job.finished_at, job.lease_expires_at = JobStatus.succeeded, version.version, now, None
+    requests = _live_requests(session, job_id=job.id)
+    for request in requests:
+        request.status, request.result_version, request.finished_at = RequestStatus.completed, version.version, now
+    for start in range(0, len(sample_ids), 5000):
+        for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
+            sample.erased_at, sample.erased_by_version_id = now, version.id
+    session.flush()
+    return requests
+
+
+def cancel_job(session: Session, *, job: Job) -> None:
+    job.status, job.finished_at, job.lease_expires_at = JobStatus.cancelled, utcnow(), None
+    session.flush()
+
+
+def fail_job(session: Session, *, job_id: uuid.UUID, reason: FailureReason, detail: str) -> None:
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    now = utcnow()
+    job.status, job.error, job.finished_at, job.lease_expires_at = JobStatus.failed, detail, now, None
+    for request in _live_requests(session, job_id=job_id):
+        request.status, request.reason, request.reason_detail, request.finished_at = (
+            RequestStatus.failed, reason.value, detail[:4000], now,
+        )
+    session.flush()
+
+
+def _live_requests(session: Session, *, job_id: uuid.UUID) -> list[UnlearnRequest]:
+    return list(
+        session.scalars(
+            select(UnlearnRequest)
+            .where(UnlearnRequest.job_id == job_id, UnlearnRequest.status.not_in([RequestStatus.cancelled]))
+            .order_by(UnlearnRequest.received_at)
+        )
+    )

@@ -1,0 +1,231 @@
+"""Unlearn requests: submission with validation and idempotency, listing, cancellation."""
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from service.config import Settings
+from service.db.base import utcnow
+from service.db.enums import JobStatus, Mode, RequestStatus
+from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
+from service.errors import BadRequest, Conflict, NotFound, Unprocessable
+from service.schemas.requests import RequestCreate
+
+RUN_JOB_TASK = "oblivio.run_job"
+CANCELLABLE = frozenset({RequestStatus.received, RequestStatus.pending_approval, RequestStatus.queued, RequestStatus.running})
+
+
+def body_digest(body: RequestCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_request(
+    session: Session, *, key: ApiKey, body: RequestCreate, idempotency_key: str | None, settings: Settings
+) -> tuple[UnlearnRequest, bool]:
+    """Record a request with its job and outbox row; returns (request, created).
+
+    A repeated Idempotency-Key or external_id with the same body returns the first request;
+    with a different body it is a conflict. Validation reports every offending item at once.
+    """
+    digest = body_digest(body)
+    previous = _previous_submission(session, key=key, body=body, idempotency_key=idempotency_key)
+    if previous is not None:
+        if previous.body_digest != digest:
+            raise Conflict("this Idempotency-Key or external_id was used with a different body")
+        return previous, False
+
+    model, samples = _validate(session, body=body, settings=settings)
+    job = Job(model_id=model.id, mode=body.mode, method=body.method, config=_job_config(model, body))
+    session.add(job)
+    session.flush()
+    received = utcnow()
+    request = UnlearnRequest(
+        api_key_id=key.id,
+        external_id=body.external_id,
+        idempotency_key=idempotency_key,
+        body_digest=digest,
+        model_id=model.id,
+        mode=body.mode,
+        method=body.method,
+        classes=sorted(set(body.classes)),
+        config=body.config.model_dump(exclude_none=True) if body.config else {},
+        status=RequestStatus.queued,
+        job_id=job.id,
+        received_at=received,
+        due_at=body.due_at or received + timedelta(days=settings.due_days),
+    )
+    session.add(request)
+    session.flush()
+    session.add_all(RequestSample(request_id=request.id, position=i, sample_id=s.id) for i, s in enumerate(samples))
+    session.add(OutboxMessage(task_name=RUN_JOB_TASK, payload={"job_id": str(job.id)}))
+    session.flush()
+    return get_request(session, request_id=request.id), True
+
+
+def _previous_submission(
+    session: Session, *, key: ApiKey, body: RequestCreate, idempotency_key: str | None
+) -> UnlearnRequest | None:
+    clauses = []
+    if idempotency_key:
+        clauses.append(UnlearnRequest.idempotency_key == idempotency_key)
+    if body.external_id:
+        clauses.append(UnlearnRequest.external_id == body.external_id)
+    if not clauses:
+        return None
+    found = session.scalar(select(UnlearnRequest.id).where(UnlearnRequest.api_key_id == key.id, or_(*clauses)))
+    return get_request(session, request_id=found) if found else None
+
+
+def _validate(session: Session, *, body: RequestCreate, settings: Settings) -> tuple[Model, list[Sample]]:
+    problems: list[dict[str, str]] = []
+    for field, values in (("samples", body.samples), ("classes", body.classes)):
+        dupes = sorted({v for v in values if values.count(v) > 1}) if len(values) != len(set(values)) else []
+        problems += [{"field": field, "value": v, "problem": "listed more than once"} for v in dupes]
+    if len(body.samples) > settings.max_samples_per_request:
+        problems.append({"field": "samples", "problem": f"more than {settings.max_samples_per_request} samples"})
+    if not body.samples and not body.classes:
+        problems.append({"field": "samples", "problem": "the forget set is empty: name samples or classes"})
+    model = session.scalar(select(Model).where(Model.name == body.model))
+    if model is None:
+        problems.append({"field": "model", "value": body.model, "problem": "unknown model"})
+        raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
+    if body.mode is Mode.retain_free and model.proxy_dataset_id is None:
+        problems.append({"field": "mode", "value": "retain_free", "problem": "model has no proxy dataset"})
+    samples = _check_samples(session, model=model, keys=list(dict.fromkeys(body.samples)), problems=problems)
+    _check_classes(session, model=model, labels=sorted(set(body.classes)), problems=problems)
+    if problems:
+        raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
+    return model, samples
+
+
+def _check_samples(session: Session, *, model: Model, keys: list[str], problems: list) -> list[Sample]:
+    found: dict[str, Sample] = {}
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        query = select(Sample).where(Sample.dataset_id == model.training_dataset_id, Sample.sample_key.in_(chunk))
+        found.update({s.sample_key: s for s in session.scalars(query)})
+    for k in keys:
+        if k not in found:
+            problems.append({"field": "samples", "value": k, "problem": "unknown sample in the model's training dataset"})
+        elif found[k].erased_at is not None:
+            problems.append({"field": "samples", "value": k, "problem": "already erased from this model"})
+    return [found[k] for k in keys if k in found]
+
+
+def _check_classes(session: Session, *, model: Model, labels: list[str], problems: list) -> None:
+    if not labels:
+        return
+    counts = dict(
+        session.execute(
+            select(Sample.class_label, func.count().filter(Sample.erased_at.is_(None)))
+            .where(Sample.dataset_id == model.training_dataset_id, Sample.class_label.in_(labels))
+            .group_by(Sample.class_label)
+        ).all()
+    )
+    for label in labels:
+        if label not in counts:
+            problems.append({"field": "classes", "value": label, "problem": "unknown class in the model's training dataset"})
+        elif counts[label] == 0:
+            problems.append({"field": "classes", "value": label, "problem": "every sample of this class is already erased"})
+
+
+def _job_config(model: Model, body: RequestCreate) -> dict:
+    overrides = body.config.model_dump(exclude_none=True) if body.config else {}
+    return {**model.unlearn_defaults, **overrides}
+
+
+def get_request(session: Session, *, request_id: uuid.UUID, for_update: bool = False) -> UnlearnRequest:
+    query = (
+        select(UnlearnRequest)
+        .where(UnlearnRequest.id == request_id)
+        .options(
+            joinedload(UnlearnRequest.model),
+            joinedload(UnlearnRequest.job),
+            selectinload(UnlearnRequest.samples).joinedload(RequestSample.sample),
+        )
+    )
+    if for_update:
+        query = query.with_for_update(of=UnlearnRequest)
+    request = session.scalar(query)
+    if request is None:
+        raise NotFound(f"unlearn request {request_id} not found")
+    return request
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    status: RequestStatus | None = None
+    model: str | None = None
+    due_before: datetime | None = None
+
+
+def list_requests(
+    session: Session, *, filters: RequestFilter, cursor: str | None, limit: int
+) -> tuple[list[UnlearnRequest], str | None]:
+    """Newest first, keyset-paginated on (received_at, id)."""
+    query: Select = select(UnlearnRequest).options(
+        joinedload(UnlearnRequest.model),
+        joinedload(UnlearnRequest.job),
+        selectinload(UnlearnRequest.samples).joinedload(RequestSample.sample),
+    )
+    if filters.status is not None:
+        query = query.where(UnlearnRequest.status == filters.status)
+    if filters.model is not None:
+        query = query.join(Model, Model.id == UnlearnRequest.model_id).where(Model.name == filters.model)
+    if filters.due_before is not None:
+        query = query.where(UnlearnRequest.due_at < filters.due_before)
+    if cursor:
+        at, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(UnlearnRequest.received_at < at, and_(UnlearnRequest.received_at == at, UnlearnRequest.id < last_id))
+        )
+    query = query.order_by(UnlearnRequest.received_at.desc(), UnlearnRequest.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query).unique())
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], _encode_cursor(last.received_at, last.id)
+
+
+def _encode_cursor(at: datetime, request_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(request_id)]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, request_id = json.loads(raw)
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(request_id)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("invalid cursor; use the next_cursor value of a previous page") from exc
+
+
+def cancel_request(session: Session, *, request_id: uuid.UUID) -> UnlearnRequest:
+    """Cancel while not yet published; a running job notices at its next heartbeat or before publishing."""
+    request = get_request(session, request_id=request_id, for_update=True)
+    if request.status not in CANCELLABLE:
+        raise Conflict(f"request is {request.status.value} and can no longer be cancelled")
+    request.status = RequestStatus.cancelled
+    request.finished_at = utcnow()
+    session.flush()
+    job = request.job
+    if job is not None and job.status is JobStatus.queued:
+        remaining = session.scalar(
+            select(func.count())
+            .where(UnlearnRequest.job_id == job.id, UnlearnRequest.status != RequestStatus.cancelled)
+        )
+        if remaining == 0:
+            job.status = JobStatus.cancelled
+            job.finished_at = utcnow()
+    session.flush()
+    return request

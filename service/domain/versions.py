@@ -1,0 +1,83 @@
+"""Model versions: listing, resolving `current`, promotion, and publication by a job."""
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.db.enums import VersionStatus
+from service.db.models import Model, ModelVersion
+from service.errors import Conflict, NotFound
+
+
+def list_versions(session: Session, *, model: Model) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
+
+
+def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
+    """`ref` is a version number or the alias 'current'."""
+    if ref == "current":
+        number = model.current_version
+    elif ref.isdigit() and len(ref) < 10:
+        number = int(ref)
+    else:
+        raise NotFound(f"version '{ref}' of model '{model.name}' not found (use a number or 'current')")
+    version = session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == number)
+    )
+    if version is None:
+        raise NotFound(f"version '{ref}' of model '{model.name}' not found")
+    return version
+
+
+def promote(session: Session, *, model: Model, ref: str) -> ModelVersion:
+    version = get_version(session, model=model, ref=ref)
+    if version.status is not VersionStatus.published:
+        raise Conflict(
+            f"version {version.version} is {version.status.value}: it predates an erasure and may never be current again"
+        )
+    model.current_version = version.version
+    session.flush()
+    return version
+
+
+def publish(
+    session: Session,
+    *,
+    model: Model,
+    parent_version: int,
+    job_id: uuid.UUID,
+    digest: str,
+    size: int,
+    request_ids: list[str],
+    metrics: dict,
+) -> ModelVersion:
+    """Create version n+1, supersede every earlier version and move `current`.
+
+    Unique constraints on (model, version) and (created_by_job) make a second publication of the
+    same job, or a racing one, fail instead of producing two versions.
+    """
+    latest = session.scalar(
+        select(ModelVersion.version).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version.desc()).limit(1)
+    )
+    version = ModelVersion(
+        model_id=model.id,
+        version=(latest or 0) + 1,
+        parent_version=parent_version,
+        checkpoint_digest=digest,
+        size_bytes=size,
+        created_by_job_id=job_id,
+        absorbed_request_ids=request_ids,
+        metrics=metrics,
+    )
+    session.add(version)
+    session.flush()
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.model_id == model.id, ModelVersion.version < version.version)
+        .where(ModelVersion.status == VersionStatus.published)
+        .values(status=VersionStatus.superseded)
+    )
+    model.current_version = version.version
+    session.flush()
+    return version

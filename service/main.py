@@ -1,0 +1,103 @@
+"""create_app(settings) -> FastAPI."""
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from service.api import datasets, health, jobs, keys, models, requests
+from service.config import Settings, get_settings
+from service.db.session import make_engine, make_sessionmaker
+from service.errors import ServiceError
+from service.queue import Dispatcher, make_producer
+from service.storage import make_store
+
+log = logging.getLogger("oblivio.api")
+
+DESCRIPTION = """Right-to-be-forgotten requests against image-to-image generative models.
+
+Authenticate with `Authorization: Bearer <API key>`. Roles: officer (files requests), reviewer,
+auditor (reads everything), admin (registry, keys, promotion). Errors are
+`{"error": "<Kind>", "detail": ...}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    dispatcher = Dispatcher(make_producer(settings), sessions)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=dispatcher.run_forever, args=(stop, settings.outbox_poll_seconds), name="outbox", daemon=True
+        )
+        thread.start()
+        yield
+        stop.set()
+        thread.join(timeout=5)
+        engine.dispose()
+
+    app = FastAPI(title="Oblivio", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.store = make_store(settings)
+    app.state.dispatcher = dispatcher
+    for module in (requests, jobs, models, datasets, keys, health):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    _install_body_limit(app, settings.max_body_bytes)
+    return app
+
+
+def _error(status: int, kind: str, detail, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": kind, "detail": detail}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError):
+        return _error(exc.status_code, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError):
+        items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return _error(422, "ValidationError", items)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException):
+        return _error(exc.status_code, exc.__class__.__name__ if exc.status_code >= 500 else _kind(exc.status_code), exc.detail)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError):
+        log.error("database unavailable: %s", exc.orig)
+        return _error(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError):
+        if exc.connection_invalidated:
+            return _error(503, "Unavailable", "database connection lost; nothing was recorded", {"Retry-After": "5"})
+        raise exc
+
+
+def _kind(status: int) -> str:
+    return {400: "BadRequest", 401: "Unauthenticated", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+            409: "Conflict", 413: "PayloadTooLarge"}.get(status, "HTTPError")
+
+
+def _install_body_limit(app: FastAPI, limit: int) -> None:
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        is_upload = request.headers.get("content-type", "").startswith("multipart/")
+        if length and length.isdigit() and int(length) > limit and not is_upload:
+            return _error(413, "PayloadTooLarge", f"body larger than {limit} bytes")
+        return await call_next(request)

@@ -1,0 +1,95 @@
+"""Broker configuration shared by producer and worker, and the outbox dispatcher.
+
+The API never sends to the broker inside a transaction: a submission commits an outbox row with
+the request and its job; the dispatcher sends committed rows by task name and marks them sent.
+A broker outage leaves rows unsent, and they go out when it is back. A message may be sent twice
+(crash between send and mark); the worker's claim makes that harmless.
+"""
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db.base import utcnow
+from service.db.models import OutboxMessage
+
+QUEUE = "unlearn"
+log = logging.getLogger("oblivio.queue")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_default_queue": QUEUE,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.broker_url.startswith("filesystem"):
+        folder = settings.broker_folder
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    elif settings.broker_url.startswith("redis"):
+        # A job may run longer than Redis' default one-hour visibility timeout; leases guard the rest.
+        conf["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3}
+    return conf
+
+
+def make_producer(settings: Settings) -> Celery:
+    app = Celery("oblivio-producer")
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class Dispatcher:
+    """Sends committed outbox rows to the broker."""
+
+    def __init__(self, producer: Celery, sessions: sessionmaker[Session]):
+        self.producer = producer
+        self.sessions = sessions
+        self._lock = threading.Lock()
+
+    def dispatch_pending(self, limit: int = 100) -> int:
+        with self._lock, self.sessions() as session:
+            rows = list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None))
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            sent = 0
+            for row in rows:
+                row.attempts += 1
+                try:
+                    self.producer.send_task(row.task_name, kwargs=row.payload, queue=QUEUE, retry=False)
+                except Exception as exc:  # broker down: keep the row, try again later
+                    log.warning("broker unavailable, outbox row %s kept: %s", row.id, exc)
+                    break
+                row.sent_at = utcnow()
+                sent += 1
+            session.commit()
+            return sent
+
+    def run_forever(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                self.dispatch_pending()
+            except Exception:
+                log.exception("outbox dispatch failed")

@@ -1,0 +1,101 @@
+"""Train the demo models on Fashion-MNIST (CPU, reproducible) and write them to ``--out``.
+
+    python -m worker.train_demo --out worker/assets/demo [--seed 0] [--only mae|classifier]
+
+``mae.safetensors``: a small MAE (28x28, patch 4, one channel) pre-trained on the 60k training
+images read from the Debian package ``dataset-fashion-mnist``; its header records the training
+recipe and time and the recommended encoder-L2 settings for this model (``unlearn_defaults``).
+``classifier.safetensors``: the independent evaluation feature net (worker.unlearn.train_classifier).
+
+Same seed, same thread count, same machine -> the same weights (deterministic algorithms, a fixed
+thread count, seeded generators only). The header's wall-clock time differs between runs, so the
+file digest does too; compare tensors, not files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from worker.fashion_mnist import DEFAULT_SOURCE, read_idx_split
+from worker.unlearn import EncoderL2Config, create_adapter, save_checkpoint
+from worker.unlearn.train_mae import MAETrainConfig, train_mae
+
+DEMO_MAE = {
+    "image_size": 28, "patch_size": 4, "in_chans": 1,
+    "embed_dim": 96, "depth": 5, "num_heads": 3,
+    "decoder_embed_dim": 64, "decoder_depth": 2, "decoder_num_heads": 4,
+    "mlp_ratio": 4.0, "mask_ratio": 0.75,
+}  # fmt: skip
+DEMO_RECIPE = MAETrainConfig(epochs=8, batch_size=256, lr=2e-3, min_lr=1e-5, warmup_epochs=1.0, weight_decay=0.05)
+# Encoder-L2 settings measured on this model (see tests/unlearn/test_quality_demo.py): the paper's
+# lr 1e-5 was for a ViT-L on ImageNet and barely moves this 0.6M-parameter encoder.
+DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, epochs=3, batch_size=64, max_steps=600)
+
+
+def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=print) -> Path:
+    """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
+    images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
+    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    pixels = x.double() / 255.0
+    mean, std = pixels.mean().item(), pixels.std().item()  # one channel: statistics over all pixels
+    config = {**DEMO_MAE, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
+    adapter = create_adapter("mae", config, seed=seed)
+    recipe = MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "seed": seed})
+    n_params = sum(p.numel() for p in adapter.model.parameters())
+    log(f"MAE: {n_params} parameters, pixel mean {mean:.4f} std {std:.4f}, {recipe}")
+    result = train_mae(adapter, x, recipe, on_epoch=lambda e, loss: log(f"  epoch {e}/{recipe.epochs} loss {loss:.4f}"))
+    header = {
+        "name": "fashion-mnist-mae-demo",
+        "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
+        "training": {
+            **recipe.to_dict(),
+            "steps": result.steps,
+            "seconds": round(result.seconds, 1),
+            "epoch_losses": [round(v, 5) for v in result.losses],
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        },
+        "unlearn_defaults": DEMO_UNLEARN.to_dict(),
+    }
+    path = out_dir / "mae.safetensors"
+    digest = save_checkpoint(adapter, path, header)
+    log(f"MAE: {result.seconds:.0f} s, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
+    return path
+
+
+def train_demo_classifier(out_dir: Path, seed: int) -> Path:
+    """The independent evaluation classifier (written by worker.unlearn.train_classifier)."""
+    from worker.unlearn.train_classifier import train_classifier
+
+    return train_classifier(out_dir, seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker.train_demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("mae", "classifier"), default=None, help="train just one model")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (part of reproducibility)")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="directory of the Fashion-MNIST .gz files")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if args.only in (None, "mae"):
+        train_demo_mae(args.out, args.seed, args.source)
+    if args.only in (None, "classifier"):
+        print(f"classifier: wrote {train_demo_classifier(args.out, args.seed)}")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""MAE family: the ViT masked autoencoder with the official parameter layout.
+
+Parameter names and shapes are those of ``MaskedAutoencoderViT`` in facebookresearch/mae
+``models_mae.py`` so a user's official state dict loads with strict key checking. Differences:
+
+- Image size, patch size, channels, widths and depths are all configurable (square images).
+- Masking takes a given boolean mask instead of drawing one inside ``forward``: random masks and
+  centre-box masks go through the same encoder path (official ``random_masking`` semantics: the
+  visible tokens are gathered in their original order, ``ids_restore`` puts them back).
+- Pixels: callers pass images in [0, 1]; the model itself normalises with the per-channel
+  ``pixel_mean``/``pixel_std`` of its config (the official code does this in the data transform),
+  and the decoder predicts normalised pixels (an official model trained with
+  ``norm_pix_loss=False``, like the released visualisation checkpoints).
+
+Encoder ``E`` = ``patch_embed``, ``cls_token``, ``pos_embed``, ``blocks``, ``norm``; ``pos_embed`` and
+``decoder_pos_embed`` are fixed sin-cos tables (``requires_grad=False``, as in the official code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import dataclass_from_dict
+from .base import Adapter
+from .registry import register_family
+from .vit import LAYER_NORM_EPS, Block, PatchEmbed, sincos_pos_embed_2d
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class MAEConfig:
+    """Architecture of a MAE; the defaults are the official ``mae_vit_large_patch16``.
+
+    pixel_mean, pixel_std: per channel, of the training images in [0, 1]; used to normalise
+    inputs and to draw the noise images of encoder-L2.
+    """
+
+    image_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mlp_ratio: float = 4.0
+    mask_ratio: float = 0.75
+    pixel_mean: tuple[float, ...] = IMAGENET_MEAN
+    pixel_std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.image_size % self.patch_size:
+            problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        for dim, heads in ((self.embed_dim, self.num_heads), (self.decoder_embed_dim, self.decoder_num_heads)):
+            if dim % heads or dim % 4:
+                problems.append(f"width {dim} must be divisible by 4 and by its head count {heads}")
+        if len(self.pixel_mean) != self.in_chans or len(self.pixel_std) != self.in_chans:
+            problems.append(f"pixel_mean and pixel_std need {self.in_chans} values (one per channel)")
+        if any(s <= 0 for s in self.pixel_std):
+            problems.append(f"pixel_std must be positive, got {self.pixel_std}")
+        keep = int(self.num_patches * (1 - self.mask_ratio))
+        if not 0 < keep < self.num_patches:
+            problems.append(f"mask_ratio {self.mask_ratio} leaves {keep} of {self.num_patches} tokens visible")
+        if problems:
+            raise ValueError("invalid MAEConfig: " + "; ".join(problems))
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MAEConfig:
+        return dataclass_from_dict(cls, d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """ViT encoder on the visible tokens, light ViT decoder on all tokens, linear pixel head."""
+
+    def __init__(self, cfg: MAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, dd, n = cfg.embed_dim, cfg.decoder_embed_dim, cfg.num_patches
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, n + 1, d), requires_grad=False)
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
+        self.decoder_embed = nn.Linear(d, dd)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n + 1, dd), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(dd, cfg.decoder_num_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
+        )
+        self.decoder_norm = nn.LayerNorm(dd, eps=LAYER_NORM_EPS)
+        self.decoder_pred = nn.Linear(dd, cfg.patch_size**2 * cfg.in_chans)
+        stats = dict(pixel_mean=cfg.pixel_mean, pixel_std=cfg.pixel_std)
+        for name, values in stats.items():  # not state-dict keys: they live in the config
+            self.register_buffer(name, torch.tensor(values).view(1, -1, 1, 1), persistent=False)
+
+    @torch.no_grad()
+    def initialize_weights(self, generator: torch.Generator) -> None:
+        """The official initialisation (sin-cos tables, xavier-uniform linears, N(0, 0.02) tokens)."""
+        g = self.cfg.grid_size
+        self.pos_embed.copy_(sincos_pos_embed_2d(self.cfg.embed_dim, g)[None])
+        self.decoder_pos_embed.copy_(sincos_pos_embed_2d(self.cfg.decoder_embed_dim, g)[None])
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1), generator=generator)
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        nn.init.normal_(self.cls_token, std=0.02, generator=generator)
+        nn.init.normal_(self.mask_token, std=0.02, generator=generator)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, generator=generator)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def normalize(self, imgs: Tensor) -> Tensor:
+        """(N, C, H, W) in [0, 1] -> per-channel standardised pixels (what the network sees)."""
+        return (imgs - self.pixel_mean) / self.pixel_std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x * self.pixel_std + self.pixel_mean
+
+    def patchify(self, imgs: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, L, p*p*C), channel last inside a patch, as the official code."""
+        p, g, c = self.cfg.patch_size, self.cfg.grid_size, self.cfg.in_chans
+        x = imgs.reshape(imgs.shape[0], c, g, p, g, p)
+        return torch.einsum("nchpwq->nhwpqc", x).reshape(imgs.shape[0], g * g, p * p * c)
+
+    def unpatchify(self, x: Tensor) -> Tensor:
+        """(N, L, p*p*C) -> (N, C, H, W)."""
+        p, g, c = self.cfg.patch_size, self.cfg.grid_size, self.cfg.in_chans
+        x = torch.einsum("nhwpqc->nchpwq", x.reshape(x.shape[0], g, g, p, p, c))
+        return x.reshape(x.shape[0], c, g * p, g * p)
+
+    @staticmethod
+    def masking_indices(mask: Tensor) -> tuple[Tensor, Tensor]:
+        """mask: (N, L) bool -> ids_keep (N, L_vis), ids_restore (N, L).
+
+        A stable sort puts the visible tokens first in their original order; ``ids_restore``
+        inverts the shuffle, exactly as in the official ``random_masking``.
+        """
+        ids_shuffle = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)  # (N, L)
+        ids_restore = torch.argsort(ids_shuffle, dim=1)  # (N, L)
+        n_visible = mask.shape[1] - int(mask[0].sum())
+        return ids_shuffle[:, :n_visible], ids_restore
+
+    def forward_encoder(self, imgs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> latent (N, 1 + L_vis, D), ids_restore (N, L)."""
+        x = self.patch_embed(self.normalize(imgs))  # (N, L, D)
+        x = x + self.pos_embed[:, 1:, :]
+        ids_keep, ids_restore = self.masking_indices(mask)
+        x = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # (N, L_vis, D)
+        cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)  # (N, 1, D)
+        x = torch.cat([cls, x], dim=1)  # (N, 1 + L_vis, D)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x), ids_restore
+
+    def forward_decoder(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
+        """latent: (N, 1 + L_vis, D), ids_restore: (N, L) -> predicted normalised patches (N, L, p*p*C)."""
+        x = self.decoder_embed(latent)  # (N, 1 + L_vis, Dd)
+        n_hidden = ids_restore.shape[1] + 1 - x.shape[1]
+        tokens = torch.cat([x[:, 1:, :], self.mask_token.expand(x.shape[0], n_hidden, -1)], dim=1)  # (N, L, Dd)
+        tokens = torch.gather(tokens, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # unshuffle
+        x = torch.cat([x[:, :1, :], tokens], dim=1) + self.decoder_pos_embed  # (N, 1 + L, Dd)
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:, :]  # (N, L, p*p*C), cls dropped
+
+    def forward(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> predicted normalised patches (N, L, p*p*C)."""
+        latent, ids_restore = self.forward_encoder(imgs, mask)
+        return self.forward_decoder(latent, ids_restore)
+
+
+@register_family("mae")
+class MAEAdapter(Adapter):
+    """Adapter over :class:`MaskedAutoencoderViT`; ``T`` is patch masking (random or centre box)."""
+
+    config_class = MAEConfig
+    encoder_prefixes = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")
+    fixed_keys = frozenset({"pos_embed"})
+    model: MaskedAutoencoderViT
+
+    def __init__(self, config: MAEConfig, *, seed: int = 0) -> None:
+        model = MaskedAutoencoderViT(config)
+        model.initialize_weights(torch.Generator().manual_seed(seed))
+        super().__init__(config, model)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.config.in_chans, self.config.image_size, self.config.image_size)
+
+    def random_mask(self, n: int, generator: torch.Generator) -> Tensor:
+        """(N, L) bool: per row the ``int(L * (1 - mask_ratio))`` lowest of uniform noise stay visible."""
+        num = self.config.num_patches
+        keep = int(num * (1 - self.config.mask_ratio))
+        noise = torch.rand(n, num, generator=generator, device=generator.device)  # (N, L)
+        rank = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # (N, L) rank of each token
+        return (rank >= keep).to(self.device)
+
+    def box_mask(self, n: int, side_frac: float) -> Tensor:
+        """(N, L) bool: tokens whose patch overlaps the centred square of side ``side_frac * H``."""
+        if not 0 < side_frac <= 1:
+            raise ValueError(f"side_frac must be in (0, 1], got {side_frac}")
+        p, g, size = self.config.patch_size, self.config.grid_size, self.config.image_size
+        lo = (size - side_frac * size) / 2
+        hi = lo + side_frac * size
+        start = torch.arange(g) * p
+        rows = (start < hi) & (start + p > lo)  # (g,) patch rows (and columns) touching the box
+        box = rows[:, None] & rows[None, :]  # (g, g)
+        return box.reshape(1, -1).expand(n, -1).to(self.device)  # (N, L)
+
+    def _check(self, imgs: Tensor, mask: Tensor) -> None:
+        if tuple(imgs.shape[1:]) != self.image_shape:
+            raise ValueError(f"images of shape {tuple(imgs.shape[1:])}, this model takes {self.image_shape}")
+        if mask.dtype != torch.bool or tuple(mask.shape) != (imgs.shape[0], self.config.num_patches):
+            raise ValueError(f"mask must be bool ({imgs.shape[0]}, {self.config.num_patches}), got {mask.dtype} {tuple(mask.shape)}")
+        counts = mask.sum(dim=1)
+        if bool((counts != counts[0]).any()):
+            raise ValueError("every mask row must hide the same number of tokens")
+
+    def encode(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> E(T(x)): (N, 1 + L_vis, D), cls token first."""
+        self._check(imgs, mask)
+        return self.model.forward_encoder(imgs, mask)[0]
+
+    @torch.no_grad()
+    def generate(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """(N, C, H, W) in [0, 1]: decoder output on hidden patches, input pixels elsewhere."""
+        self._check(imgs, mask)
+        pred = self.model(imgs, mask)  # (N, L, p*p*C) normalised
+        out = self.model.denormalize(self.model.unpatchify(pred)).clamp(0, 1)  # (N, C, H, W)
+        return torch.where(self.hidden_pixels(mask), out, imgs)
+
+    def hidden_pixels(self, mask: Tensor) -> Tensor:
+        """mask: (N, L) -> (N, 1, H, W) bool."""
+        p, g = self.config.patch_size, self.config.grid_size
+        grid = mask.reshape(mask.shape[0], 1, g, g)
+        return grid.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)

@@ -1,0 +1,138 @@
+"""The encoder-L2 unlearning loop (ALGORITHM.md §2) as one pure function.
+
+``run_unlearning`` receives the base generator, the forget images, the retain-side images (proxy
+images in retain-free mode, training images in ``with_retain`` mode: the loop does not care) and a
+config, and returns a new adapter. Per step, with one seeded ``torch.Generator`` for everything
+random (sampling, masks, noise):
+
+1. take ``B/2`` retain rows and ``B/2`` forget rows (forget rows cycled: they are few);
+2. draw one random mask per row; a forget row's noise image gets that row's mask too;
+3. teacher targets (frozen clone, eval, no_grad): E0(T(x_r)) for retain rows, E0(T(n)) for
+   forget rows, nothing else (no teacher output the loss would discard);
+4. student E(T(x)) on all rows in one pass, loss = retain + alpha * forget, step on encoder only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .adapters.base import Adapter
+from .config import EncoderL2Config
+from .losses import encoder_l2, noise_images
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss (or a trained weight) became NaN or infinite; the run produced nothing."""
+
+
+@dataclass
+class StepInfo:
+    """Progress after one optimiser step (``step`` counts from 1 to ``total``)."""
+
+    step: int
+    total: int
+    losses: dict[str, float]
+
+
+@dataclass
+class UnlearnResult:
+    adapter: Adapter
+    history: list[StepInfo] = field(repr=False)
+    steps: int
+    seconds: float
+    config: EncoderL2Config
+
+
+def plan_steps(n_forget: int, n_retain: int, config: EncoderL2Config) -> int:
+    """Total steps: ``epochs`` passes over ``max(n_forget, n_retain)`` pairs, capped by ``max_steps``."""
+    per_epoch = math.ceil(max(n_forget, n_retain) / (config.batch_size // 2))
+    total = config.epochs * per_epoch
+    return total if config.max_steps is None else min(total, config.max_steps)
+
+
+def cycled_indices(n: int, count: int, generator: torch.Generator) -> Tensor:
+    """(count,) indices into ``n`` items: fresh random permutations back to back (oversampling)."""
+    reps = math.ceil(count / n)
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])[:count]
+
+
+def run_unlearning(
+    adapter: Adapter,
+    forget: Tensor,
+    retain: Tensor,
+    config: EncoderL2Config,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> UnlearnResult:
+    """Unlearn ``forget`` from ``adapter``'s encoder while keeping it unchanged on ``retain``.
+
+    forget: (N_f, C, H, W), retain: (N_r, C, H, W), floats in [0, 1]. ``adapter`` is not modified;
+    the result holds a new adapter (the student) whose non-encoder tensors are bit-identical to the
+    base. Raises NonFiniteLoss on a NaN/inf loss or weight, ValueError on malformed inputs.
+    """
+    _check_images("forget", forget, adapter.image_shape)
+    _check_images("retain", retain, adapter.image_shape)
+    started = time.perf_counter()
+    device = adapter.device
+    gen = torch.Generator().manual_seed(config.seed)  # the only source of randomness of the run
+
+    teacher = adapter.clone()
+    teacher.model.eval().requires_grad_(False)
+    student = adapter.clone()
+    student.freeze_non_encoder()
+    student.model.train()
+    params = student.encoder_parameters()
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    half = config.batch_size // 2
+    total = plan_steps(len(forget), len(retain), config)
+    forget_ids = cycled_indices(len(forget), total * half, gen)  # (steps * B/2,)
+    retain_ids = cycled_indices(len(retain), total * half, gen)
+    cfg = adapter.config
+    mean, std = torch.tensor(cfg.pixel_mean), torch.tensor(cfg.pixel_std)  # (C,) fixed per model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    history: list[StepInfo] = []
+    for step in range(total):
+        rows = slice(step * half, (step + 1) * half)
+        x_r = retain[retain_ids[rows]].to(device)  # (B/2, C, H, W)
+        x_f = forget[forget_ids[rows]].to(device)  # (B/2, C, H, W)
+        mask = student.random_mask(2 * half, gen)  # (B, L): retain rows first, then forget rows
+        noise = noise_images(half, mean, std, adapter.image_shape, gen).to(device)  # (B/2, C, H, W)
+        with autocast:
+            with torch.no_grad():
+                t_retain = teacher.encode(x_r, mask[:half])  # (B/2, L_vis + 1, D)
+                t_noise = teacher.encode(noise, mask[half:])  # same masks as the forget rows
+            z = student.encode(torch.cat([x_r, x_f]), mask)  # (B, L_vis + 1, D)
+            terms = encoder_l2(z[:half], t_retain, z[half:], t_noise, config.alpha)
+        losses = {k: float(v.detach()) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise NonFiniteLoss(f"non-finite loss at step {step + 1}/{total}: {losses}")
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        info = StepInfo(step=step + 1, total=total, losses=losses)
+        history.append(info)
+        if on_step is not None:
+            on_step(info)
+
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        raise NonFiniteLoss(f"non-finite encoder weights after {total} steps")
+    student.model.eval()
+    seconds = time.perf_counter() - started
+    return UnlearnResult(adapter=student, history=history, steps=total, seconds=seconds, config=config)
+
+
+def _check_images(name: str, x: Tensor, shape: tuple[int, int, int]) -> None:
+    if x.ndim != 4 or tuple(x.shape[1:]) != shape or len(x) == 0:
+        raise ValueError(f"{name} must be a non-empty (N, {', '.join(map(str, shape))}) tensor, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must hold floats in [0, 1], got {x.dtype}")
