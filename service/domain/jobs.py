@@ -81,6 +81,10 @@ def heartbeat(
         job.loss_history = [*job.loss_history, {"step": step, **losses}]
     job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     session.flush()
+    return has_live_requests(session, job_id=job_id)
+
+
+def has_live_requests(session: Session, *, job_id: uuid.UUID) -> bool:
     return bool(_live_requests(session, job_id=job_id))
 
 

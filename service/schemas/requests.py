@@ -87,7 +87,7 @@ class UnlearnOverrides(Strict):
     lr: float | None = Field(None, gt=0, le=1)
     alpha: float | None = Field(None, gt=0, le=100)
     epochs: int | None = Field(None, ge=1, le=100)
-    batch_size: int | None = Field(None, ge=2, le=4096)
+    batch_size: int | None = Field(None, ge=2, le=4096, multiple_of=2)
     optimizer: Literal["adam", "adamw"] | None = None
     weight_decay: float | None = Field(None, ge=0, le=1)
     grad_clip: float | None = Field(None, gt=0)

@@ -1,0 +1,44 @@
+"""Small builders for test data (no fixture piles)."""
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from service.db.enums import DatasetKind, Role
+from service.domain.auth import create_api_key
+from service.domain.datasets import add_samples, create_dataset
+from service.schemas.registry import SampleIn
+
+
+def header_only_checkpoint(family: str = "mae", config: dict | None = None, **extra) -> bytes:
+    """A valid safetensors file with no tensors and an Oblivio header (enough for the API)."""
+    oblivio = {"format": "oblivio.checkpoint/1", "family": family, "config": config or {"image_size": 16}, **extra}
+    header = json.dumps({"__metadata__": {"oblivio": json.dumps(oblivio)}}).encode()
+    return struct.pack("<Q", len(header)) + header
+
+
+def make_key(session: Session, role: Role, name: str | None = None) -> str:
+    return create_api_key(session, name=name or f"{role.value}-key", role=role)[1]
+
+
+def write_samples(root: Path, prefix: str, classes: list[str], per_class: int) -> list[SampleIn]:
+    """Files with distinct bytes under root, described as samples."""
+    root.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for label in classes:
+        for i in range(per_class):
+            key = f"{prefix}-{label}-{i:03d}"
+            path = root / f"{key}.bin"
+            path.write_bytes(key.encode())
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            samples.append(SampleIn(sample_key=key, class_label=label, uri=str(path), sha256=digest))
+    return samples
+
+
+def make_dataset(session: Session, name: str, kind: DatasetKind, samples: list[SampleIn], roots: list[Path]):
+    dataset = create_dataset(session, name=name, kind=kind, description="")
+    add_samples(session, dataset=dataset, samples=samples, roots=roots)
+    return dataset

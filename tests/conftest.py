@@ -1,0 +1,35 @@
+"""Shared fixtures: a real Postgres database migrated once per session, real Redis URLs."""
+
+import os
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+
+from service.config import Settings
+from service.db.migrate import upgrade
+
+PG_ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("OBLIVIO_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def fresh_database(name: str) -> str:
+    """Drop and create a Postgres database; returns its SQLAlchemy URL."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    url = fresh_database("oblivio_test")
+    upgrade(Settings(database_url=url, home="/tmp/oblivio-test-home"))
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url):
+    engine = create_engine(pg_url)
+    yield engine
+    engine.dispose()

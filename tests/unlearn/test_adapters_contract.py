@@ -1,0 +1,151 @@
+"""Contract every registered model family must meet (run over ``list_families()``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import TINY_CONFIGS, make_images, make_tiny, snapshot
+
+from worker.unlearn import EncoderL2Config, NonFiniteLoss, create_adapter, list_families, run_unlearning
+
+FAMILIES = list_families()
+SHORT = EncoderL2Config(lr=1e-3, epochs=1, batch_size=8, max_steps=6, seed=0)
+
+
+def test_every_family_has_a_tiny_config() -> None:
+    assert "mae" in FAMILIES
+    assert set(FAMILIES) <= set(TINY_CONFIGS)
+
+
+def test_unknown_family_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown model family 'nope'.*mae"):
+        create_adapter("nope", {})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unknown_config_key_is_refused(family: str) -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        create_adapter(family, {**TINY_CONFIGS[family], "bogus": 1})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_encode_shape_counts_visible_tokens_plus_cls(family: str) -> None:
+    adapter = make_tiny(family)
+    mask = adapter.random_mask(3, torch.Generator().manual_seed(0))  # (3, L)
+    latent = adapter.encode(make_images(adapter, 3, seed=1), mask)
+    n_visible = int((~mask[0]).sum())
+    assert latent.ndim == 3 and latent.shape[:2] == (3, n_visible + 1)
+    assert bool(torch.isfinite(latent).all())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_random_mask_hides_the_ratio_in_every_row_and_follows_the_generator(family: str) -> None:
+    adapter = make_tiny(family)
+    a = adapter.random_mask(5, torch.Generator().manual_seed(3))
+    b = adapter.random_mask(5, torch.Generator().manual_seed(3))
+    c = adapter.random_mask(5, torch.Generator().manual_seed(4))
+    assert a.dtype == torch.bool and torch.equal(a, b) and not torch.equal(a, c)
+    counts = a.sum(dim=1)
+    assert bool((counts == counts[0]).all())
+    assert counts[0] == a.shape[1] - int(a.shape[1] * (1 - adapter.config.mask_ratio))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_box_mask_hides_a_centred_square(family: str) -> None:
+    adapter = make_tiny(family)
+    _, h, w = adapter.image_shape
+    pixels = adapter.hidden_pixels(adapter.box_mask(2, 0.5))  # (2, 1, H, W)
+    assert pixels.shape == (2, 1, h, w)
+    assert bool(pixels[:, :, h // 2, w // 2].all()) and not bool(pixels[:, :, 0, 0].any())
+    assert torch.equal(pixels, pixels.flip(-1)) and torch.equal(pixels, pixels.flip(-2))
+    assert pixels[0].sum() >= (h // 2) * (w // 2)
+    assert adapter.box_mask(1, 0.25).sum() < adapter.box_mask(1, 0.5).sum()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_keeps_visible_pixels_exactly(family: str) -> None:
+    adapter = make_tiny(family)
+    imgs = make_images(adapter, 4, seed=2)
+    for mask in (adapter.random_mask(4, torch.Generator().manual_seed(0)), adapter.box_mask(4, 0.5)):
+        out = adapter.generate(imgs, mask)
+        hidden = adapter.hidden_pixels(mask).expand_as(imgs)
+        assert out.shape == imgs.shape
+        assert torch.equal(out[~hidden], imgs[~hidden])
+        assert not torch.equal(out[hidden], imgs[hidden])
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_freeze_leaves_only_encoder_parameters_trainable(family: str) -> None:
+    adapter = make_tiny(family)
+    adapter.freeze_non_encoder()
+    trainable = {n for n, p in adapter.model.named_parameters() if p.requires_grad}
+    assert trainable and all(adapter.is_encoder_key(n) for n in trainable)
+    assert {id(p) for p in adapter.encoder_parameters()} == {
+        id(p) for p in adapter.model.parameters() if p.requires_grad
+    }
+    assert any(not adapter.is_encoder_key(k) for k in adapter.state_dict())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_run_changes_only_the_encoder_and_not_the_input(family: str) -> None:
+    base = make_tiny(family)
+    before = snapshot(base)
+    result = run_unlearning(base, make_images(base, 3, 10), make_images(base, 20, 11), SHORT)
+    after = result.adapter.state_dict()
+    for key, tensor in before.items():
+        assert torch.equal(base.state_dict()[key], tensor), f"input adapter changed at {key}"
+        if not base.is_encoder_key(key):
+            assert torch.equal(after[key], tensor), f"non-encoder tensor {key} changed"
+    changed = [k for k in before if not torch.equal(after[k], before[k])]
+    assert changed and all(base.is_encoder_key(k) for k in changed)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_result_other_seed_differs(family: str) -> None:
+    base = make_tiny(family)
+    forget, retain = make_images(base, 3, 10), make_images(base, 20, 11)
+    one = snapshot(run_unlearning(base, forget, retain, SHORT).adapter)
+    two = snapshot(run_unlearning(base, forget, retain, SHORT).adapter)
+    other = snapshot(run_unlearning(base, forget, retain, SHORT.replace(seed=1)).adapter)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert any(not torch.equal(one[k], other[k]) for k in one)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_decreases_and_progress_is_reported(family: str) -> None:
+    base = make_tiny(family)
+    seen = []
+    config = EncoderL2Config(lr=1e-3, epochs=3, batch_size=16, seed=0)
+    result = run_unlearning(base, make_images(base, 4, 10), make_images(base, 64, 11), config, on_step=seen.append)
+    assert [s.step for s in seen] == list(range(1, result.steps + 1)) and seen == result.history
+    assert all(s.total == result.steps for s in seen) and set(seen[0].losses) == {"loss", "retain", "forget"}
+    first, last = seen[0].losses, [s.losses["loss"] for s in seen[-3:]]
+    assert first["retain"] == 0.0  # the student starts as the teacher
+    assert sum(last) / len(last) < 0.8 * first["loss"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", ["nan_forget", "nan_retain", "absurd_lr"])
+def test_non_finite_loss_raises_and_leaves_the_input_alone(family: str, case: str) -> None:
+    base = make_tiny(family)
+    before = snapshot(base)
+    forget, retain, config = make_images(base, 3, 10), make_images(base, 20, 11), SHORT
+    if case == "nan_forget":
+        forget[0, 0, 0, 0] = float("nan")
+        forget[1:] = float("nan")
+    elif case == "nan_retain":
+        retain[:] = float("nan")
+    else:
+        config = SHORT.replace(lr=1e30, max_steps=20)
+    with pytest.raises(NonFiniteLoss):
+        run_unlearning(base, forget, retain, config)
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_wrong_image_shape_is_a_clear_error(family: str) -> None:
+    base = make_tiny(family)
+    c, h, w = base.image_shape
+    with pytest.raises(ValueError, match="forget must be"):
+        run_unlearning(base, torch.rand(2, c, h + 1, w), make_images(base, 4, 1), SHORT)
