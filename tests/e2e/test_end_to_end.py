@@ -1,0 +1,92 @@
+"""Submit over HTTP, a real Celery worker process unlearns, version 2 comes out (Postgres+Redis and embedded)."""
+
+import hashlib
+import time
+
+import pytest
+import torch
+
+from service.db.enums import Role
+from tests.e2e.stack import launch, write_images
+from tests.unlearn.tiny_models import TINY_CONFIGS
+from worker.unlearn import checkpoint_from_bytes, checkpoint_to_bytes, create_adapter
+
+pytestmark = pytest.mark.integration
+# Enough steps that the test can watch progress; a tiny model makes each step a few milliseconds.
+DEFAULTS = {"lr": 1e-3, "alpha": 0.25, "epochs": 1000, "batch_size": 8, "max_steps": 1200, "seed": 0}
+
+
+@pytest.fixture(params=["postgres", "embedded"])
+def stack(request, tmp_path):
+    stack = launch(request.param, tmp_path)
+    yield stack
+    stack.stop()
+
+
+def register_demo_data(stack) -> bytes:
+    admin = stack.client(Role.admin)
+    for name, kind, rows in (
+        ("train", "training", write_images(stack.data_root / "train", "tr", 12, seed=1)),
+        ("proxy", "proxy", write_images(stack.data_root / "proxy", "px", 8, seed=2)),
+    ):
+        admin.post("/datasets", json={"name": name, "kind": kind}).raise_for_status()
+        admin.post(f"/datasets/{name}/samples", json={"samples": rows}).raise_for_status()
+    config = {**TINY_CONFIGS["mae"], "pixel_mean": [0.4], "pixel_std": [0.4]}
+    base = checkpoint_to_bytes(create_adapter("mae", config, seed=0))
+    spec = {"name": "tiny", "training_dataset": "train", "proxy_dataset": "proxy", "unlearn_defaults": DEFAULTS}
+    import json
+
+    admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()
+    return base
+
+
+def follow(client, request_id: str, timeout: float = 240) -> tuple[dict, list[dict]]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/unlearn-requests/{request_id}").json()
+        seen.append(body)
+        if body["status"] in ("completed", "failed", "cancelled", "rejected"):
+            return body, seen
+        time.sleep(0.1)
+    raise AssertionError(f"request still {seen[-1]['status']} after {timeout}s")
+
+
+def test_request_to_new_version(stack):
+    base = register_demo_data(stack)
+    officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
+    created = officer.post("/unlearn-requests", json={"model": "tiny", "classes": ["circle"], "samples": ["tr-square-000"]})
+    assert created.status_code == 201, created.text
+    final, seen = follow(auditor, created.json()["id"])
+    assert final["status"] == "completed", (final, stack.log_tail())
+    assert final["result_version"] == 2
+
+    running = [b for b in seen if b["status"] == "running" and b["job"]["progress"]["step"] > 0]
+    assert running, "progress was never visible while running"
+    assert running[0]["job"]["progress"]["total"] == 1200
+    assert set(running[0]["job"]["progress"]["losses"]) >= {"loss", "retain", "forget"}
+
+    versions = auditor.get("/models/tiny/versions").json()
+    assert [(v["version"], v["parent_version"], v["status"], v["is_current"]) for v in versions] == [
+        (1, None, "superseded", False),
+        (2, 1, "published", True),
+    ]
+    assert versions[1]["absorbed_request_ids"] == [final["id"]]
+    assert auditor.get("/models/tiny").json()["current_version"] == 2
+
+    download = auditor.get("/models/tiny/versions/current/checkpoint")
+    digest = hashlib.sha256(download.content).hexdigest()
+    assert digest == versions[1]["checkpoint_digest"] == download.headers["x-checkpoint-sha256"]
+    new, header = checkpoint_from_bytes(download.content)
+    old, _ = checkpoint_from_bytes(base)
+    assert header["parent_digest"] == versions[0]["checkpoint_digest"]
+    assert header["request_ids"] == [final["id"]]
+    old_sd, new_sd = old.state_dict(), new.state_dict()
+    decoder = [k for k in old_sd if not old.is_encoder_key(k)]
+    encoder = [k for k in old_sd if old.is_encoder_key(k)]
+    assert decoder and all(torch.equal(old_sd[k], new_sd[k]) for k in decoder)
+    assert any(not torch.equal(old_sd[k], new_sd[k]) for k in encoder)
+
+    again = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-circle-003", "tr-square-000"]})
+    assert again.status_code == 422
+    assert {i["problem"] for i in again.json()["detail"]["items"]} == {"already erased from this model"}
