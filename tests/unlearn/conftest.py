@@ -23,3 +23,12 @@ def fashion_mnist() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         x = torch.from_numpy(images.copy()).unsqueeze(1).float() / 255.0
         splits[split] = (x, torch.from_numpy(labels.astype("int64")))
     return splits
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny models run fastest on one thread, and a shared CPU makes extra threads spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -117,13 +117,13 @@ def test_same_seed_same_result_other_seed_differs(family: str) -> None:
 def test_loss_decreases_and_progress_is_reported(family: str) -> None:
     base = make_tiny(family)
     seen = []
-    config = EncoderL2Config(lr=1e-3, epochs=3, batch_size=16, seed=0)
+    config = EncoderL2Config(lr=1e-3, epochs=6, batch_size=16, seed=0)
     result = run_unlearning(base, make_images(base, 4, 10), make_images(base, 64, 11), config, on_step=seen.append)
     assert [s.step for s in seen] == list(range(1, result.steps + 1)) and seen == result.history
     assert all(s.total == result.steps for s in seen) and set(seen[0].losses) == {"loss", "retain", "forget"}
-    first, last = seen[0].losses, [s.losses["loss"] for s in seen[-3:]]
-    assert first["retain"] == 0.0  # the student starts as the teacher
-    assert sum(last) / len(last) < 0.8 * first["loss"]
+    assert seen[0].losses["retain"] == 0.0  # the student starts as the teacher
+    first, last = [s.losses["loss"] for s in seen[:4]], [s.losses["loss"] for s in seen[-4:]]
+    assert sum(last) < 0.85 * sum(first)  # measured about 0.75 (the noise target is redrawn every step)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

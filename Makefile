@@ -1,0 +1,31 @@
+# The two commands that matter: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test install services data clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel on this machine; an unpinned resolve would pull CUDA builds.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+data:
+	@bash scripts/ensure-dataset.sh
+
+demo: install data
+	$(VENV)/bin/oblivio demo
+
+services:
+	@bash scripts/ensure-services.sh
+
+test: install data services
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .oblivio

@@ -1,0 +1,203 @@
+"""`oblivio demo`: the whole product on one machine, on the embedded default.
+
+Exports Fashion-MNIST to PNG files, migrates the embedded database, starts the API and a worker,
+registers the demo data and generator if missing, files one request for a class and one for a
+handful of single samples, follows both to completion and prints what came out.
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from service.config import Settings, get_settings
+from service.db.enums import Role
+from service.db.migrate import upgrade
+from service.db.session import make_engine, make_sessionmaker
+from service.domain.auth import create_api_key
+from worker.fashion_mnist import CLASS_NAMES, export
+from worker.unlearn.data import read_manifest
+
+ASSETS = Path(__file__).parent / "assets" / "demo"
+MODEL = "fmnist-mae"
+TERMINAL = {"completed", "failed", "cancelled", "rejected"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="oblivio demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    parser.add_argument("--keep-running", action="store_true", help="leave API and worker up at the end")
+    parser.add_argument("--samples", type=int, default=8, help="single samples in the second request")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    started = time.monotonic()
+    data_dir = settings.data_roots[0] / "fashion-mnist"
+    say(f"home: {settings.home}")
+    say("exporting Fashion-MNIST to PNG files (once)…")
+    manifests = export(data_dir)
+    upgrade(settings)
+    admin_key = _admin_key(settings)
+    port = args.port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    procs = _start(settings, port)
+    try:
+        _wait_ready(url, procs)
+        admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
+        _register(admin, manifests)
+        officer_key = admin.post("/api-keys", json={"name": "demo-officer", "role": "officer"}).json()["key"]
+        officer = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {officer_key}"}, timeout=60)
+        requests = _file_requests(officer, manifests["train"], args.samples)
+        results = [_follow(officer, r) for r in requests]
+        _report(admin, results, settings, url, time.monotonic() - started)
+        if args.keep_running:
+            say(f"API and worker keep running at {url}; admin key in {settings.home / 'demo-admin.key'}. Ctrl-C stops.")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0 if all(r["status"] == "completed" for r in results) else 1
+    finally:
+        _stop(procs)
+
+
+def say(message: str) -> None:
+    print(f"[oblivio] {message}", flush=True)
+
+
+def _admin_key(settings: Settings) -> str:
+    path = settings.home / "demo-admin.key"
+    if path.is_file():
+        return path.read_text().strip()
+    with make_sessionmaker(make_engine(settings)).begin() as session:
+        _key, token = create_api_key(session, name="demo-admin", role=Role.admin)
+    path.write_text(token)
+    path.chmod(0o600)
+    return token
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(settings: Settings, port: int) -> list[subprocess.Popen]:
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OBLIVIO_HOME": str(settings.home)}
+    commands = {
+        "api": [sys.executable, "-m", "uvicorn", "service.asgi:app", "--port", str(port), "--log-level", "warning"],
+        "worker": [sys.executable, "-m", "worker"],
+    }
+    procs = []
+    for name, command in commands.items():
+        log = open(logs / f"{name}.log", "ab")
+        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    say(f"API and worker started; logs in {logs}")
+    return procs
+
+
+def _wait_ready(url: str, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a demo process exited early; see the logs")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("API not ready after 60 s; see the logs")
+
+
+def _register(admin: httpx.Client, manifests: dict[str, Path]) -> None:
+    for name, kind, split in (("fmnist-train", "training", "train"), ("fmnist-test", "proxy", "test")):
+        if admin.get(f"/datasets/{name}").status_code == 404:
+            admin.post("/datasets", json={"name": name, "kind": kind, "description": f"Fashion-MNIST {split} split"}).raise_for_status()
+        rows = [r.__dict__ for r in read_manifest(manifests[split])]
+        if admin.get(f"/datasets/{name}").json()["sample_count"] < len(rows):
+            for start in tqdm(range(0, len(rows), 10_000), desc=f"registering {name}", unit="10k samples"):
+                admin.post(f"/datasets/{name}/samples", json={"samples": rows[start : start + 10_000]}).raise_for_status()
+    if admin.get(f"/models/{MODEL}").status_code == 404:
+        spec = {"name": MODEL, "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}
+        with open(ASSETS / "mae.safetensors", "rb") as checkpoint:
+            admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": checkpoint}).raise_for_status()
+        say(f"registered model {MODEL} (version 1 = the demo base generator)")
+
+
+def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) -> list[dict]:
+    """A class request and a few single samples; on a re-run, classes and samples already erased are skipped."""
+    filed, forgotten_class = [], None
+    for label in ("trouser", *CLASS_NAMES):
+        response = officer.post("/unlearn-requests", json={"model": MODEL, "classes": [label]})
+        if response.status_code == 201:
+            filed.append(response.json())
+            forgotten_class = label
+            say(f"filed request {response.json()['id']}: forget the class '{label}'")
+            break
+    candidates = [r.sample_key for r in read_manifest(train_manifest) if r.class_label != forgotten_class]
+    for attempt in range(10):
+        keys = random.Random(attempt).sample(candidates, n_samples)
+        response = officer.post("/unlearn-requests", json={"model": MODEL, "samples": keys})
+        if response.status_code == 201:
+            filed.append(response.json())
+            say(f"filed request {response.json()['id']}: forget {len(keys)} single samples ({', '.join(keys[:3])}, …)")
+            break
+    return filed
+
+
+def _follow(officer: httpx.Client, request: dict) -> dict:
+    label = ", ".join(request["classes"]) or f"{len(request['samples'])} samples"
+    with tqdm(total=1, desc=f"forget {label}", unit="step", dynamic_ncols=True) as bar:
+        while True:
+            body = officer.get(f"/unlearn-requests/{request['id']}").json()
+            progress = body["job"]["progress"]
+            if progress["total"]:
+                bar.total = progress["total"]
+                bar.n = progress["step"]
+                bar.set_postfix({k: f"{v:.4f}" for k, v in progress["losses"].items()} | {"status": body["status"]})
+                bar.refresh()
+            else:
+                bar.set_postfix(status=body["status"])
+            if body["status"] in TERMINAL:
+                return body
+            time.sleep(0.5)
+
+
+def _report(admin: httpx.Client, results: list[dict], settings: Settings, url: str, seconds: float) -> None:
+    print()
+    for r in results:
+        what = ", ".join(r["classes"]) or f"{len(r['samples'])} samples"
+        outcome = f"version {r['result_version']}" if r["status"] == "completed" else f"{r['reason']}: {r['reason_detail']}"
+        say(f"request {r['id']} ({what}): {r['status']} -> {outcome}")
+    say(f"versions of {MODEL}:")
+    for v in admin.get(f"/models/{MODEL}/versions").json():
+        mark = "  <- current" if v["is_current"] else ""
+        say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
+    store = settings.artifact_dir / "sha256"
+    say(f"checkpoints (content-addressed): {store}")
+    say(f"download the current generator: curl -H 'Authorization: Bearer …' {url}/models/{MODEL}/versions/current/checkpoint")
+    say(f"database: {settings.database_url}")
+    say(f"demo finished in {seconds:.0f} s")
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
