@@ -3,6 +3,7 @@
 import ast
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def test_unlearn_core_is_pure_torch():
     ids=["compose", "hadolint"],
 )
 def test_deployment_files_validate(command):
-    assert shutil.which(command[0]), f"{command[0]} is installed with the dev extra"
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    tool = shutil.which(command[0], path=str(Path(sys.executable).parent)) or shutil.which(command[0])
+    assert tool, f"{command[0]} is installed with the dev extra"
+    result = subprocess.run([tool, *command[1:]], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
