@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         from service.domain.auth import create_api_key
 
         with make_sessionmaker(make_engine(settings)).begin() as session:
-            key, token = create_api_key(session, name=args.name, role=Role(args.role))
+            key, token = create_api_key(session, name=args.name, role=Role(args.role), actor="cli")
         print(token)
     return 0
 

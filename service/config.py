@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(2.0, gt=0, description="How often the API re-sends undelivered outbox rows.")
     worker_device: str = Field("auto", description="Torch device for unlearning jobs: auto, cpu, cuda, cuda:N.")
     retain_max_images: int = Field(10_000, ge=16, description="Most retain-side images one job reads.")
+    require_approval: bool = Field(False, description="Requests wait in pending_approval until a reviewer approves them.")
+    signing_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) that signs reports; empty means HOME/signing-key.pem, created on first use."
+    )
+    purge_grace_seconds: int = Field(
+        7 * 24 * 3600, ge=0, description="How long a superseded checkpoint is kept before its file is purged."
+    )
+    delete_forget_files: bool = Field(False, description="Delete forget-set source files after a successful job.")
+    eval_max_images: int = Field(256, ge=8, description="Images per evaluation set (forget, retain hold-out, reference).")
     log_level: str = Field("INFO", description="Log level of API and worker.")
 
     @model_validator(mode="after")
@@ -41,6 +50,8 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if self.artifact_dir is None:
             self.artifact_dir = self.home / "artifacts"
+        if self.signing_key_file is None:
+            self.signing_key_file = self.home / "signing-key.pem"
         if not self.data_roots:
             self.data_roots = [self.home / "data"]
         self.data_roots = [p.resolve() for p in self.data_roots]

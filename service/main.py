@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import datasets, health, jobs, keys, models, requests
+from service.api import audit, datasets, health, jobs, keys, models, requests
+from service.audit.signing import Signer
 from service.config import Settings, get_settings
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
-    for module in (requests, jobs, models, datasets, keys, health):
+    app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
+    for module in (requests, audit, jobs, models, datasets, keys, health):
         app.include_router(module.router)
     _install_error_handlers(app)
     _install_body_limit(app, settings.max_body_bytes)

@@ -39,6 +39,6 @@ def write_samples(root: Path, prefix: str, classes: list[str], per_class: int) -
 
 
 def make_dataset(session: Session, name: str, kind: DatasetKind, samples: list[SampleIn], roots: list[Path]):
-    dataset = create_dataset(session, name=name, kind=kind, description="")
-    add_samples(session, dataset=dataset, samples=samples, roots=roots)
+    dataset = create_dataset(session, name=name, kind=kind, description="", actor="test")
+    add_samples(session, dataset=dataset, samples=samples, roots=roots, actor="test")
     return dataset

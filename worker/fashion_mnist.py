@@ -123,9 +123,13 @@ def export(
             continue  # written last, so every PNG it lists is there
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         chunks = [indices[i : i + _CHUNK] for i in range(0, len(indices), _CHUNK)]
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            jobs = [pool.submit(_write_pngs, out_dir / split, c, images[c]) for c in chunks]
-            digests = [d for job in jobs for d in job.result()]
+        n_workers = min(workers or os.cpu_count() or 1, len(chunks))
+        if n_workers == 1:  # a small export: a process pool would cost more than it saves
+            digests = _write_pngs(out_dir / split, indices, images[indices])
+        else:
+            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                jobs = [pool.submit(_write_pngs, out_dir / split, c, images[c]) for c in chunks]
+                digests = [d for job in jobs for d in job.result()]
         write_manifest(manifest, [
             SampleRecord(key, CLASS_NAMES[labels[i]], f"{split}/{i:05d}.png", digest)
             for key, i, digest in zip(keys, indices, digests)

@@ -1,73 +1,138 @@
-"""What a job reads: the forget samples of its requests, and the retain-side samples of its mode.
+"""What a job reads, and the proof of it.
 
-Retain-free mode reads the model's proxy set minus the forget classes; with_retain mode reads the
-training set minus the forget set. Every sample read is listed, so the report can prove which
-data the job touched.
+Retain-free mode reads the forget samples and the model's proxy set (minus the forget classes);
+with_retain mode reads the training set minus the forget set instead of the proxy set. A slice of
+the retain source is held out for evaluation, and proxy images of the forget samples' classes serve
+as the never-trained reference. Every image load goes through a ReadLog, so the report states
+what was read from which dataset, counted, not assumed.
 """
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.audit.canonical import digest
 from service.db.enums import Mode
-from service.db.models import Job, ModelVersion, Sample
+from service.db.models import Dataset, Job, ModelVersion, Sample
 from service.domain.jobs import forget_classes, forget_samples
-from worker.unlearn.data import SampleRecord
+from worker.unlearn.data import SampleRecord, load_images
+
+
+@dataclass(frozen=True)
+class Part:
+    dataset: str
+    records: list[SampleRecord]
+
+    @property
+    def digest(self) -> str:
+        return digest(sorted([r.sample_key, r.sha256] for r in self.records))
 
 
 @dataclass(frozen=True)
 class JobInputs:
     job_id: uuid.UUID
+    model: str
     family: str
+    attempt: int
     base_version: int
     base_digest: str
+    feature_net_digest: str | None
+    gate_overrides: dict
     mode: Mode
     config: dict
-    forget: list[SampleRecord]
+    training_dataset: str
+    forget: Part
     forget_sample_ids: list[int]
-    forget_owners: dict[str, list[str]]  # sample_key -> request ids that named it
-    retain: list[SampleRecord]
-    retain_source: str
+    forget_owners: dict[str, list[str]]  # sample_key -> ids of the requests that named it
+    retain: Part
+    holdout: Part
+    reference: Part | None
+    retain_manifest_digest: str
     request_ids: list[str]
 
 
-def gather_inputs(session: Session, *, job: Job, retain_max: int) -> JobInputs:
+@dataclass
+class ReadLog:
+    """Every sample whose bytes were read: (dataset, sample_key)."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)
+
+    def load(self, part: Part, image_shape: tuple[int, int, int]) -> torch.Tensor:
+        if not part.records:
+            return torch.empty(0, *image_shape)
+        images = load_images(part.records, image_shape=image_shape)
+        self.entries += [(part.dataset, r.sample_key) for r in part.records]
+        return images
+
+    def count(self, dataset: str, *, excluding: set[str] = frozenset()) -> int:
+        return len({k for d, k in self.entries if d == dataset and k not in excluding})
+
+
+def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int) -> JobInputs:
+    model = job.model
     forget = forget_samples(session, job=job)
     classes = forget_classes(session, job=job)
     forget_ids = {s.id for s, _ in forget}
-    if job.mode is Mode.retain_free:
-        dataset_id, source = job.model.proxy_dataset_id, "proxy"
-        query = select(Sample).where(Sample.dataset_id == dataset_id)
-    else:
-        dataset_id, source = job.model.training_dataset_id, "training"
-        query = select(Sample).where(Sample.dataset_id == dataset_id, Sample.erased_at.is_(None))
-    if classes:
-        query = query.where(Sample.class_label.not_in(classes))
-    retain = [s for s in session.scalars(query.order_by(Sample.id)) if s.id not in forget_ids]
     seed = int(job.config.get("seed", 0))
+    training = session.get(Dataset, model.training_dataset_id)
+    proxy = session.get(Dataset, model.proxy_dataset_id) if model.proxy_dataset_id else None
+    if job.mode is Mode.retain_free:
+        source = proxy
+        query = select(Sample).where(Sample.dataset_id == proxy.id)
+    else:
+        source = training
+        query = select(Sample).where(Sample.dataset_id == training.id, Sample.erased_at.is_(None))
+    everything = list(session.scalars(query.order_by(Sample.id)))
+    pool = [s for s in everything if s.id not in forget_ids and s.class_label not in classes]
+    rng = random.Random(seed)
+    holdout = rng.sample(pool, min(eval_max, len(pool) // 5))
+    held = {s.id for s in holdout}
+    retain = [s for s in pool if s.id not in held]
     if len(retain) > retain_max:
-        retain = sorted(random.Random(seed).sample(retain, retain_max), key=lambda s: s.id)
+        retain = sorted(rng.sample(retain, retain_max), key=lambda s: s.id)
+    reference = _reference(session, proxy=proxy, labels={s.class_label for s, _ in forget}, eval_max=eval_max, rng=rng)
     base = session.scalar(
         select(ModelVersion).where(ModelVersion.model_id == job.model_id, ModelVersion.version == job.base_version)
     )
     owners = {s.sample_key: [str(r) for r in reqs] for s, reqs in forget}
+    forget_records = [_record(s) for s, _ in forget]
     return JobInputs(
         job_id=job.id,
-        family=job.model.family,
+        model=model.name,
+        family=model.family,
+        attempt=job.attempts,
         base_version=base.version,
         base_digest=base.checkpoint_digest,
+        feature_net_digest=model.feature_net_digest,
+        gate_overrides=dict(model.gate_thresholds or {}),
         mode=job.mode,
         config=dict(job.config),
-        forget=[_record(s) for s, _ in forget],
+        training_dataset=training.name,
+        forget=Part(training.name, forget_records),
         forget_sample_ids=sorted(forget_ids),
         forget_owners=owners,
-        retain=[_record(s) for s in retain],
-        retain_source=source,
+        retain=Part(source.name, [_record(s) for s in retain]),
+        holdout=Part(source.name, [_record(s) for s in holdout]),
+        reference=reference,
+        retain_manifest_digest=digest(sorted([s.sample_key, s.class_label, s.sha256] for s in everything)),
         request_ids=sorted({r for reqs in owners.values() for r in reqs}),
     )
+
+
+def _reference(session: Session, *, proxy: Dataset | None, labels: set[str], eval_max: int, rng: random.Random) -> Part | None:
+    """Never-trained images of the forget samples' classes: the proxy set's, when it has them."""
+    if proxy is None or not labels:
+        return None
+    rows = list(session.scalars(
+        select(Sample).where(Sample.dataset_id == proxy.id, Sample.class_label.in_(sorted(labels))).order_by(Sample.id)
+    ))
+    if not rows:
+        return None
+    return Part(proxy.name, [_record(s) for s in rng.sample(rows, min(eval_max, len(rows)))])
 
 
 def _record(sample: Sample) -> SampleRecord:

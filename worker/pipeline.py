@@ -1,4 +1,8 @@
-"""claim → load → unlearn → publish, for one job. Publishes nothing unless every step succeeded."""
+"""claim → load → unlearn → evaluate → gate → publish → report, for one job.
+
+Nothing is published unless every step succeeded and the gate passed. Publication, the request
+state changes and the signed report commit in one transaction.
+"""
 
 import logging
 import os
@@ -10,10 +14,12 @@ from dataclasses import dataclass
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.audit.signing import Signer
 from service.config import Settings
 from service.db.enums import FailureReason
 from service.db.models import Model
 from service.db.session import make_engine, make_sessionmaker
+from service.domain.hygiene import delete_forget_files, purge_superseded
 from service.domain.jobs import (
     Claim,
     cancel_job,
@@ -25,11 +31,16 @@ from service.domain.jobs import (
     heartbeat,
     owns_running_job,
 )
+from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.storage import ArtifactStore, make_store
-from worker.inputs import JobInputs, gather_inputs
+from worker.evaluation import check_gate, evaluate_sets
+from worker.figures import retain_grid
+from worker.inputs import JobInputs, ReadLog, gather_inputs
+from worker.report import build_report, data_read_section, requests_section
 from worker.unlearn import EncoderL2Config, StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
-from worker.unlearn.data import SampleIntegrityError, SampleLoadError, load_images
+from worker.unlearn.data import SampleIntegrityError, SampleLoadError
+from worker.unlearn.features import load_feature_net
 
 log = logging.getLogger("oblivio.pipeline")
 HEARTBEAT_SECONDS = 1.0
@@ -44,12 +55,18 @@ class WorkerContext:
     settings: Settings
     sessions: sessionmaker[Session]
     store: ArtifactStore
+    signer: Signer
     owner: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WorkerContext":
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        return cls(settings, make_sessionmaker(make_engine(settings)), make_store(settings), owner)
+        signer = Signer.from_file(settings.signing_key_file, create=True)
+        return cls(settings, make_sessionmaker(make_engine(settings)), make_store(settings), signer, owner)
+
+    @property
+    def actor(self) -> str:
+        return f"worker:{self.owner}"
 
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
@@ -58,41 +75,68 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     if claim is not Claim.claimed:
         log.info("job %s not run: %s", job_id, claim.value)
         return claim
+    inputs = None
     try:
-        return _run_claimed(ctx, job_id)
+        with ctx.sessions.begin() as session:
+            job = get_job(session, job_id=job_id)
+            inputs = gather_inputs(session, job=job, retain_max=ctx.settings.retain_max_images,
+                                   eval_max=ctx.settings.eval_max_images)
+        return _run(ctx, inputs)
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
     except (SampleIntegrityError, SampleLoadError) as exc:
-        _fail(ctx, job_id, FailureReason.invalid_samples, str(exc))
+        _fail(ctx, job_id, inputs, FailureReason.invalid_samples, str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        _fail(ctx, job_id, FailureReason.job_error, f"{type(exc).__name__}: {exc}")
+        _fail(ctx, job_id, inputs, FailureReason.job_error, f"{type(exc).__name__}: {exc}")
     return "failed"
 
 
-def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID) -> str:
-    with ctx.sessions.begin() as session:
-        inputs = gather_inputs(session, job=get_job(session, job_id=job_id), retain_max=ctx.settings.retain_max_images)
+def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
+    started = time.perf_counter()
+    device = _device(ctx.settings.worker_device)
     base, _header = checkpoint_from_bytes(ctx.store.get(inputs.base_digest))
-    base = base.to(_device(ctx.settings.worker_device))
-    shape = base.image_shape
-    forget = load_images(inputs.forget, image_shape=shape)
-    retain = load_images(inputs.retain, image_shape=shape)
+    base = base.to(device)
+    features = load_feature_net(ctx.store.get(inputs.feature_net_digest)).to(device) if inputs.feature_net_digest else None
+    reads, shape = ReadLog(), base.image_shape
+    forget, retain = reads.load(inputs.forget, shape), reads.load(inputs.retain, shape)
+    holdout = reads.load(inputs.holdout, shape)
+    reference = reads.load(inputs.reference, shape) if inputs.reference else None
+    loaded = time.perf_counter()
+
     config = EncoderL2Config.from_dict(inputs.config)
-    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, job_id))
-    data = checkpoint_to_bytes(result.adapter.to("cpu"), _header_for(inputs, result.config.to_dict()))
+    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id))
+    unlearned = time.perf_counter()
+
+    candidate = result.adapter
+    sets = {"forget": _subset(forget, ctx.settings.eval_max_images, config.seed), "retain": holdout, "reference": reference}
+    metrics = evaluate_sets(base, candidate, sets, features or _pixels, seed=config.seed)
+    gate = check_gate(metrics, inputs.gate_overrides)
+    keys = [r.sample_key for r in inputs.holdout.records]
+    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
+    evaluated = time.perf_counter()
+    timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded, "evaluate_s": evaluated - unlearned}
+    history = [{"step": h.step, **h.losses} for h in result.history]
+    report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=result.config.to_dict(),
+                       metrics=metrics, gate=gate.to_dict(), history=history, figures=figures, device=str(device))
+    if not gate.passed:
+        failed = ", ".join(f"{c['name']} (value {c['value']}, threshold {c['threshold']})" for c in gate.failures)
+        _fail(ctx, inputs.job_id, inputs, FailureReason.gate_failed, f"gate failed: {failed}",
+              report=dict(report_args, outcome="gate_failed", new_checkpoint=None,
+                          timings={**timings, "total_s": time.perf_counter() - started}))
+        return "gate_failed"
+
+    data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, result.config.to_dict()))
     digest = ctx.store.put(data)
-    metrics = {
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        "final_losses": result.history[-1].losses if result.history else {},
-        "read": {"forget": len(inputs.forget), "retain": len(inputs.retain), "retain_source": inputs.retain_source},
-    }
-    return _publish(ctx, inputs, digest=digest, size=len(data), metrics=metrics)
+    timings["total_s"] = time.perf_counter() - started
+    summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
+               "final_losses": result.history[-1].losses if result.history else {}}
+    return _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
+                    report=dict(report_args, outcome="published", timings=timings))
 
 
-def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, metrics: dict) -> str:
+def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, summary: dict, report: dict) -> str:
     with ctx.sessions.begin() as session:
         job = owns_running_job(session, job_id=inputs.job_id, owner=ctx.owner)
         if job is None:
@@ -104,11 +148,23 @@ def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, m
             raise Stop("every request was cancelled before publication")
         version = publish(
             session, model=model, parent_version=inputs.base_version, job_id=job.id, digest=digest, size=size,
-            request_ids=inputs.request_ids, metrics=metrics,
+            request_ids=inputs.request_ids, metrics=summary, actor=ctx.actor,
         )
-        complete_job(session, job=job, version=version, sample_ids=inputs.forget_sample_ids)
+        complete_job(session, job=job, version=version, sample_ids=inputs.forget_sample_ids, actor=ctx.actor)
+        body = build_report(**report, requests=requests_section(session, inputs),
+                            new_checkpoint={"version": version.version, "digest": digest})
+        store_report(session, job_id=job.id, body=body, signer=ctx.signer, actor=ctx.actor)
     log.info("job %s published version %s", inputs.job_id, version.version)
+    _after_publication(ctx, inputs)
     return "published"
+
+
+def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
+    with ctx.sessions.begin() as session:
+        purge_superseded(session, store=ctx.store, grace_seconds=ctx.settings.purge_grace_seconds, actor=ctx.actor)
+        if ctx.settings.delete_forget_files:
+            delete_forget_files(session, sample_ids=inputs.forget_sample_ids, roots=ctx.settings.data_roots,
+                                actor=ctx.actor, job_id=str(inputs.job_id))
 
 
 def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID):
@@ -116,7 +172,7 @@ def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID):
 
     def on_step(info: StepInfo) -> None:
         now = time.monotonic()
-        if now - last[0] < HEARTBEAT_SECONDS and info.step != info.total and info.step != 1:
+        if now - last[0] < HEARTBEAT_SECONDS and info.step not in (1, info.total):
             return
         last[0] = now
         with ctx.sessions.begin() as session:
@@ -133,14 +189,21 @@ def _settle_stopped(ctx: WorkerContext, job_id: uuid.UUID) -> str:
         job = owns_running_job(session, job_id=job_id, owner=ctx.owner)
         if job is None:
             return "lease_lost"
-        cancel_job(session, job=job)
+        cancel_job(session, job=job, actor=ctx.actor)
     return "cancelled"
 
 
-def _fail(ctx: WorkerContext, job_id: uuid.UUID, reason: FailureReason, detail: str) -> None:
+def _fail(ctx: WorkerContext, job_id: uuid.UUID, inputs: JobInputs | None, reason: FailureReason, detail: str,
+          report: dict | None = None) -> None:
     with ctx.sessions.begin() as session:
-        if owns_running_job(session, job_id=job_id, owner=ctx.owner) is not None:
-            fail_job(session, job_id=job_id, reason=reason, detail=detail)
+        if owns_running_job(session, job_id=job_id, owner=ctx.owner) is None:
+            return
+        fail_job(session, job_id=job_id, reason=reason, detail=detail, actor=ctx.actor)
+        if inputs is not None:
+            args = report or dict(inputs=inputs, outcome=reason.value, data_read=None, config=inputs.config,
+                                  new_checkpoint=None)
+            body = build_report(**args, requests=requests_section(session, inputs), error=detail)
+            store_report(session, job_id=job_id, body=body, signer=ctx.signer, actor=ctx.actor)
 
 
 def _header_for(inputs: JobInputs, config: dict) -> dict:
@@ -153,6 +216,17 @@ def _header_for(inputs: JobInputs, config: dict) -> dict:
         "mode": inputs.mode.value,
         "unlearn_config": config,
     }
+
+
+def _subset(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    if len(images) <= n:
+        return images
+    return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """Feature space of last resort when a model has no feature network: the flattened pixels."""
+    return images.flatten(1)
 
 
 def _device(setting: str) -> torch.device:

@@ -38,7 +38,11 @@ DEMO_RECIPE = MAETrainConfig(epochs=8, batch_size=256, lr=2e-3, min_lr=1e-5, war
 DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, epochs=3, batch_size=64, max_steps=600)
 
 
-def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=print) -> Path:
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log) -> Path:
     """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
     images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
@@ -70,11 +74,11 @@ def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     return path
 
 
-def train_demo_classifier(out_dir: Path, seed: int) -> Path:
+def train_demo_classifier(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE) -> Path:
     """The independent evaluation classifier (written by worker.unlearn.train_classifier)."""
     from worker.unlearn.train_classifier import train_classifier
 
-    return train_classifier(out_dir, seed)
+    return train_classifier(out_dir, seed, source=source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "mae"):
         train_demo_mae(args.out, args.seed, args.source)
     if args.only in (None, "classifier"):
-        print(f"classifier: wrote {train_demo_classifier(args.out, args.seed)}")
+        print(f"classifier: wrote {train_demo_classifier(args.out, args.seed, args.source)}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 

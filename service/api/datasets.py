@@ -3,6 +3,7 @@
 from fastapi import APIRouter, status
 
 from service.api.deps import Admin, AnyRole, SessionDep, SettingsDep
+from service.domain.auth import actor_of
 from service.domain.datasets import add_samples, create_dataset, dataset_stats, get_dataset
 from service.schemas.registry import DatasetCreate, DatasetView, SamplesAdd, SamplesAdded
 
@@ -10,8 +11,8 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetView)
-def create(body: DatasetCreate, _: Admin, session: SessionDep) -> DatasetView:
-    dataset = create_dataset(session, name=body.name, kind=body.kind, description=body.description)
+def create(body: DatasetCreate, key: Admin, session: SessionDep) -> DatasetView:
+    dataset = create_dataset(session, name=body.name, kind=body.kind, description=body.description, actor=actor_of(key))
     return DatasetView(**_fields(dataset), sample_count=0, classes=[])
 
 
@@ -23,9 +24,11 @@ def show(name: str, _: AnyRole, session: SessionDep) -> DatasetView:
 
 
 @router.post("/{name}/samples", response_model=SamplesAdded)
-def register_samples(name: str, body: SamplesAdd, _: Admin, session: SessionDep, settings: SettingsDep) -> SamplesAdded:
+def register_samples(name: str, body: SamplesAdd, key: Admin, session: SessionDep, settings: SettingsDep) -> SamplesAdded:
     dataset = get_dataset(session, name=name)
-    added, unchanged = add_samples(session, dataset=dataset, samples=body.samples, roots=settings.data_roots)
+    added, unchanged = add_samples(
+        session, dataset=dataset, samples=body.samples, roots=settings.data_roots, actor=actor_of(key)
+    )
     count, _classes = dataset_stats(session, dataset=dataset)
     return SamplesAdded(dataset=name, added=added, unchanged=unchanged, sample_count=count)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
+from service.audit.signing import Signer
 from service.config import Settings
 from service.db.enums import Role
 from service.db.models import ApiKey
@@ -37,10 +38,15 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
+def get_signer(request: Request) -> Signer:
+    return request.app.state.signer
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+SignerDep = Annotated[Signer, Depends(get_signer)]
 
 
 def current_key(
@@ -70,5 +76,7 @@ def roles(*allowed: Role):
 
 Officer = Annotated[ApiKey, roles(Role.officer)]
 Reader = Annotated[ApiKey, roles(Role.officer, Role.auditor, Role.reviewer)]
+Reviewer = Annotated[ApiKey, roles(Role.reviewer)]
+Auditor = Annotated[ApiKey, roles(Role.auditor)]
 Admin = Annotated[ApiKey, roles(Role.admin)]
 AnyRole = Annotated[ApiKey, roles(*Role)]

@@ -3,15 +3,15 @@
 from fastapi import APIRouter, status
 
 from service.api.deps import Admin, SessionDep
-from service.domain.auth import create_api_key, list_api_keys, revoke_api_key
+from service.domain.auth import actor_of, create_api_key, list_api_keys, revoke_api_key
 from service.schemas.keys import KeyCreate, KeyCreated, KeyView
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
-def create(body: KeyCreate, _: Admin, session: SessionDep) -> KeyCreated:
-    key, token = create_api_key(session, name=body.name, role=body.role)
+def create(body: KeyCreate, admin: Admin, session: SessionDep) -> KeyCreated:
+    key, token = create_api_key(session, name=body.name, role=body.role, actor=actor_of(admin))
     return KeyCreated(**KeyView.model_validate(key, from_attributes=True).model_dump(), key=token)
 
 
@@ -21,5 +21,5 @@ def index(_: Admin, session: SessionDep) -> list[KeyView]:
 
 
 @router.post("/{key_id}/revoke", response_model=KeyView)
-def revoke(key_id: int, _: Admin, session: SessionDep) -> KeyView:
-    return KeyView.model_validate(revoke_api_key(session, key_id=key_id), from_attributes=True)
+def revoke(key_id: int, admin: Admin, session: SessionDep) -> KeyView:
+    return KeyView.model_validate(revoke_api_key(session, key_id=key_id, actor=actor_of(admin)), from_attributes=True)

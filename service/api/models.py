@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
 from service.api.views import model_view, version_view
+from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
 from service.domain.versions import get_version, list_versions, promote
 from service.errors import NotFound, Unprocessable
@@ -18,17 +19,24 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
 def create(
-    _: Admin,
+    key: Admin,
     session: SessionDep,
     store: StoreDep,
     spec: Annotated[str, Form(description='ModelSpec as JSON, e.g. {"name": "fmnist-mae", "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}')],
     checkpoint: Annotated[UploadFile, File(description="Base checkpoint (safetensors with an Oblivio header)")],
+    features: Annotated[
+        UploadFile | None, File(description="Evaluation feature network (safetensors), e.g. the demo classifier")
+    ] = None,
 ) -> ModelView:
     try:
         parsed = ModelSpec.model_validate_json(spec)
     except ValidationError as exc:
         raise Unprocessable({"message": "invalid model spec", "items": exc.errors(include_url=False, include_context=False)}) from exc
-    return model_view(register_model(session, spec=parsed, checkpoint=checkpoint.file, store=store))
+    model = register_model(
+        session, spec=parsed, checkpoint=checkpoint.file, features=features.file if features else None, store=store,
+        actor=actor_of(key),
+    )
+    return model_view(model)
 
 
 @router.get("", response_model=list[ModelView])
@@ -67,7 +75,7 @@ def download(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreD
 
 
 @router.post("/{name}/versions/{ref}/promote", response_model=VersionView)
-def promote_version(name: str, ref: str, _: Admin, session: SessionDep) -> VersionView:
+def promote_version(name: str, ref: str, key: Admin, session: SessionDep) -> VersionView:
     model = get_model(session, name=name)
-    version = promote(session, model=model, ref=ref)
+    version = promote(session, model=model, ref=ref, actor=actor_of(key))
     return version_view(version, current=model.current_version)

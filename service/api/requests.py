@@ -6,11 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response, status
 
-from service.api.deps import DispatcherDep, Officer, Reader, SessionDep, SettingsDep
+from service.api.deps import DispatcherDep, Officer, Reader, Reviewer, SessionDep, SettingsDep
 from service.api.views import request_view
 from service.db.enums import RequestStatus
-from service.domain.requests import RequestFilter, cancel_request, get_request, list_requests, submit_request
-from service.schemas.requests import RequestCreate, RequestPage, RequestView
+from service.domain.auth import actor_of
+from service.domain.requests import (
+    RequestFilter,
+    approve_request,
+    cancel_request,
+    get_request,
+    list_requests,
+    reject_request,
+    submit_request,
+)
+from service.schemas.requests import Rejection, RequestCreate, RequestPage, RequestView
 
 router = APIRouter(prefix="/unlearn-requests", tags=["unlearn requests"])
 IdempotencyKey = Annotated[
@@ -64,6 +73,20 @@ def show(request_id: uuid.UUID, _: Reader, session: SessionDep) -> RequestView:
 
 
 @router.post("/{request_id}/cancel", response_model=RequestView)
-def cancel(request_id: uuid.UUID, _: Officer, session: SessionDep) -> RequestView:
-    cancel_request(session, request_id=request_id)
+def cancel(request_id: uuid.UUID, key: Officer, session: SessionDep) -> RequestView:
+    cancel_request(session, request_id=request_id, actor=actor_of(key))
     return request_view(get_request(session, request_id=request_id))
+
+
+@router.post("/{request_id}/approve", response_model=RequestView)
+def approve(
+    request_id: uuid.UUID, key: Reviewer, session: SessionDep, dispatcher: DispatcherDep, background: BackgroundTasks
+) -> RequestView:
+    request = approve_request(session, request_id=request_id, actor=actor_of(key))
+    background.add_task(dispatcher.dispatch_pending)
+    return request_view(request)
+
+
+@router.post("/{request_id}/reject", response_model=RequestView)
+def reject(request_id: uuid.UUID, body: Rejection, key: Reviewer, session: SessionDep) -> RequestView:
+    return request_view(reject_request(session, request_id=request_id, reason=body.reason, actor=actor_of(key)))

@@ -53,6 +53,7 @@ class Model(Base):
     proxy_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), default=None)
     unlearn_defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     gate_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    feature_net_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     current_version: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -70,6 +71,8 @@ class ModelVersion(Base):
     parent_version: Mapped[int | None] = mapped_column(Integer, default=None)
     checkpoint_digest: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_by_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), default=None)
     absorbed_request_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -128,6 +131,8 @@ class UnlearnRequest(Base):
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
     reason_detail: Mapped[str | None] = mapped_column(Text, default=None)
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), default=None)
+    reviewed_by: Mapped[str | None] = mapped_column(String(256), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -174,3 +179,31 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AuditEvent(Base):
+    """Append-only; each row's hash covers the previous row's hash (service.audit.chain)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(256), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditReport(Base):
+    """The signed report of one job: canonical JSON body, its digest and Ed25519 signature."""
+
+    __tablename__ = "audit_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import Role
 from service.db.models import ApiKey
@@ -18,13 +19,18 @@ def hash_secret(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(session: Session, *, name: str, role: Role) -> tuple[ApiKey, str]:
+def actor_of(key: ApiKey) -> str:
+    return f"key:{key.id}:{key.name}:{key.role.value}"
+
+
+def create_api_key(session: Session, *, name: str, role: Role, actor: str = "system") -> tuple[ApiKey, str]:
     """Create a key; the plaintext token is returned once and never stored."""
     prefix = secrets.token_hex(4)
     token = f"{_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(name=name, role=role, prefix=prefix, secret_hash=hash_secret(token))
     session.add(key)
     session.flush()
+    record(session, actor=actor, action="api_key.created", subject=f"api_key:{key.id}", data={"name": name, "role": role.value})
     return key, token
 
 
@@ -43,12 +49,13 @@ def require_role(key: ApiKey, roles: frozenset[Role]) -> None:
         raise Forbidden(f"role '{key.role.value}' may not do this; allowed: {allowed}")
 
 
-def revoke_api_key(session: Session, *, key_id: int) -> ApiKey:
+def revoke_api_key(session: Session, *, key_id: int, actor: str) -> ApiKey:
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        record(session, actor=actor, action="api_key.revoked", subject=f"api_key:{key.id}", data={"name": key.name})
     session.flush()
     return key
 

@@ -6,6 +6,8 @@ from urllib.parse import urlparse
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from service.audit.canonical import digest
+from service.audit.chain import record
 from service.db.enums import DatasetKind
 from service.db.models import Dataset, Sample
 from service.errors import Conflict, NotFound, Unprocessable
@@ -19,12 +21,13 @@ def get_dataset(session: Session, *, name: str) -> Dataset:
     return dataset
 
 
-def create_dataset(session: Session, *, name: str, kind: DatasetKind, description: str) -> Dataset:
+def create_dataset(session: Session, *, name: str, kind: DatasetKind, description: str, actor: str) -> Dataset:
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
         raise Conflict(f"dataset '{name}' already exists")
     dataset = Dataset(name=name, kind=kind, description=description)
     session.add(dataset)
     session.flush()
+    record(session, actor=actor, action="dataset.created", subject=f"dataset:{name}", data={"kind": kind.value})
     return dataset
 
 
@@ -51,7 +54,9 @@ def resolve_sample_path(uri: str, *, roots: list[Path]) -> Path:
     return path
 
 
-def add_samples(session: Session, *, dataset: Dataset, samples: list[SampleIn], roots: list[Path]) -> tuple[int, int]:
+def add_samples(
+    session: Session, *, dataset: Dataset, samples: list[SampleIn], roots: list[Path], actor: str
+) -> tuple[int, int]:
     """Register samples in bulk; a key already present with the same content is left alone.
 
     Every problem in the batch is reported at once and nothing is written if there is any.
@@ -77,10 +82,11 @@ def add_samples(session: Session, *, dataset: Dataset, samples: list[SampleIn], 
     if problems:
         raise Unprocessable({"message": f"{len(problems)} sample(s) refused; nothing was registered", "items": problems})
     if fresh:
-        session.execute(
-            insert(Sample),
-            [{"dataset_id": dataset.id, **s.model_dump()} for s in fresh],
-        )
+        rows = [{"dataset_id": dataset.id, **s.model_dump()} for s in fresh]
+        session.execute(insert(Sample), rows)
+        batch = digest([[s.sample_key, s.class_label, s.sha256] for s in fresh])
+        record(session, actor=actor, action="samples.registered", subject=f"dataset:{dataset.name}",
+               data={"added": len(fresh), "batch_digest": batch})
     session.flush()
     return len(fresh), len(samples) - len(fresh)
 

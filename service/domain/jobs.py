@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import FailureReason, JobStatus, RequestStatus
 from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
@@ -62,8 +63,13 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
     job.started_at = now
     job.base_version = model.current_version
     job.progress_step, job.progress_total, job.losses, job.loss_history, job.error = 0, 0, {}, [], None
+    actor = f"worker:{owner}"
+    record(session, actor=actor, action="job.started", subject=f"job:{job.id}",
+           data={"attempt": job.attempts, "base_version": job.base_version})
     for request in _live_requests(session, job_id=job_id):
-        request.status = RequestStatus.running
+        if request.status is not RequestStatus.running:
+            request.status = RequestStatus.running
+            record(session, actor=actor, action="request.running", subject=f"request:{request.id}", data={"job_id": str(job.id)})
     session.flush()
     return Claim.claimed
 
@@ -123,12 +129,18 @@ def owns_running_job(session: Session, *, job_id: uuid.UUID, owner: str) -> Job 
     return job
 
 
-def complete_job(session: Session, *, job: Job, version: ModelVersion, sample_ids: list[int]) -> list[UnlearnRequest]:
+def complete_job(
+    session: Session, *, job: Job, version: ModelVersion, sample_ids: list[int], actor: str
+) -> list[UnlearnRequest]:
     now = utcnow()
     job.status, job.result_version, job.finished_at, job.lease_expires_at = JobStatus.succeeded, version.version, now, None
+    record(session, actor=actor, action="job.succeeded", subject=f"job:{job.id}",
+           data={"result_version": version.version, "erased_samples": len(sample_ids)})
     requests = _live_requests(session, job_id=job.id)
     for request in requests:
         request.status, request.result_version, request.finished_at = RequestStatus.completed, version.version, now
+        record(session, actor=actor, action="request.completed", subject=f"request:{request.id}",
+               data={"result_version": version.version})
     for start in range(0, len(sample_ids), 5000):
         for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
             sample.erased_at, sample.erased_by_version_id = now, version.id
@@ -136,19 +148,22 @@ def complete_job(session: Session, *, job: Job, version: ModelVersion, sample_id
     return requests
 
 
-def cancel_job(session: Session, *, job: Job) -> None:
+def cancel_job(session: Session, *, job: Job, actor: str) -> None:
     job.status, job.finished_at, job.lease_expires_at = JobStatus.cancelled, utcnow(), None
+    record(session, actor=actor, action="job.cancelled", subject=f"job:{job.id}")
     session.flush()
 
 
-def fail_job(session: Session, *, job_id: uuid.UUID, reason: FailureReason, detail: str) -> None:
+def fail_job(session: Session, *, job_id: uuid.UUID, reason: FailureReason, detail: str, actor: str) -> None:
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     now = utcnow()
     job.status, job.error, job.finished_at, job.lease_expires_at = JobStatus.failed, detail, now, None
+    record(session, actor=actor, action="job.failed", subject=f"job:{job.id}", data={"reason": reason.value, "detail": detail[:500]})
     for request in _live_requests(session, job_id=job_id):
         request.status, request.reason, request.reason_detail, request.finished_at = (
             RequestStatus.failed, reason.value, detail[:4000], now,
         )
+        record(session, actor=actor, action="request.failed", subject=f"request:{request.id}", data={"reason": reason.value})
     session.flush()
 
 

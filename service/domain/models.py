@@ -5,6 +5,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from service.audit.chain import record
 from service.db.enums import DatasetKind
 from service.db.models import Model, ModelVersion
 from service.domain.datasets import get_dataset
@@ -30,7 +31,9 @@ def list_models(session: Session) -> list[Model]:
     return list(session.scalars(query))
 
 
-def register_model(session: Session, *, spec: ModelSpec, checkpoint: BinaryIO, store: ArtifactStore) -> Model:
+def register_model(
+    session: Session, *, spec: ModelSpec, checkpoint: BinaryIO, features: BinaryIO | None, store: ArtifactStore, actor: str
+) -> Model:
     if session.scalar(select(Model.id).where(Model.name == spec.name)) is not None:
         raise Conflict(f"model '{spec.name}' already exists")
     problems = []
@@ -40,10 +43,19 @@ def register_model(session: Session, *, spec: ModelSpec, checkpoint: BinaryIO, s
         header = read_checkpoint_header(checkpoint)
     except CheckpointFormatError as exc:
         problems.append({"field": "checkpoint", "problem": str(exc)})
+    if features is not None:
+        try:
+            read_checkpoint_header(features, require_family=False)
+        except CheckpointFormatError as exc:
+            problems.append({"field": "features", "problem": str(exc)})
     if problems:
         raise Unprocessable({"message": "model not registered", "items": problems})
     checkpoint.seek(0)
     digest, size = store.put_stream(checkpoint)
+    features_digest = None
+    if features is not None:
+        features.seek(0)
+        features_digest, _ = store.put_stream(features)
     model = Model(
         name=spec.name,
         family=header["family"],
@@ -52,12 +64,16 @@ def register_model(session: Session, *, spec: ModelSpec, checkpoint: BinaryIO, s
         proxy_dataset_id=proxy.id if proxy else None,
         unlearn_defaults={**header.get("unlearn_defaults", {}), **spec.unlearn_defaults},
         gate_thresholds=spec.gate_thresholds,
+        feature_net_digest=features_digest,
         current_version=1,
     )
     session.add(model)
     session.flush()
     session.add(ModelVersion(model_id=model.id, version=1, checkpoint_digest=digest, size_bytes=size))
     session.flush()
+    record(session, actor=actor, action="model.registered", subject=f"model:{model.name}",
+           data={"family": model.family, "version": 1, "checkpoint_digest": digest, "feature_net_digest": features_digest,
+                 "training_dataset": spec.training_dataset, "proxy_dataset": spec.proxy_dataset})
     return get_model(session, name=spec.name)
 
 

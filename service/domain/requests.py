@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from service.audit.chain import record
 from service.config import Settings
 from service.db.base import utcnow
 from service.db.enums import JobStatus, Mode, RequestStatus
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
+from service.domain.auth import actor_of
 from service.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
@@ -29,7 +31,7 @@ def body_digest(body: RequestCreate) -> str:
 def submit_request(
     session: Session, *, key: ApiKey, body: RequestCreate, idempotency_key: str | None, settings: Settings
 ) -> tuple[UnlearnRequest, bool]:
-    """Record a request with its job and outbox row; returns (request, created).
+    """Record a request (and, unless approval is required, its job and outbox row); returns (request, created).
 
     A repeated Idempotency-Key or external_id with the same body returns the first request;
     with a different body it is a conflict. Validation reports every offending item at once.
@@ -42,9 +44,6 @@ def submit_request(
         return previous, False
 
     model, samples = _validate(session, body=body, settings=settings)
-    job = Job(model_id=model.id, mode=body.mode, method=body.method, config=_job_config(model, body))
-    session.add(job)
-    session.flush()
     received = utcnow()
     request = UnlearnRequest(
         api_key_id=key.id,
@@ -56,17 +55,63 @@ def submit_request(
         method=body.method,
         classes=sorted(set(body.classes)),
         config=body.config.model_dump(exclude_none=True) if body.config else {},
-        status=RequestStatus.queued,
-        job_id=job.id,
+        status=RequestStatus.received,
         received_at=received,
         due_at=body.due_at or received + timedelta(days=settings.due_days),
     )
     session.add(request)
     session.flush()
     session.add_all(RequestSample(request_id=request.id, position=i, sample_id=s.id) for i, s in enumerate(samples))
-    session.add(OutboxMessage(task_name=RUN_JOB_TASK, payload={"job_id": str(job.id)}))
+    actor = actor_of(key)
+    record(session, actor=actor, action="request.received", subject=_subject(request), data={
+        "model": model.name, "samples": len(samples), "classes": request.classes, "mode": body.mode.value,
+        "method": body.method.value, "body_digest": digest, "due_at": request.due_at.isoformat(),
+    })
+    if settings.require_approval:
+        request.status = RequestStatus.pending_approval
+        record(session, actor=actor, action="request.pending_approval", subject=_subject(request))
+    else:
+        _enqueue(session, request=request, model=model, actor=actor)
     session.flush()
     return get_request(session, request_id=request.id), True
+
+
+def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: str) -> Job:
+    """Give the request a job and commit an outbox row with it (sent to the broker after commit)."""
+    job = Job(model_id=model.id, mode=request.mode, method=request.method, config={**model.unlearn_defaults, **request.config})
+    session.add(job)
+    session.flush()
+    request.job_id, request.status = job.id, RequestStatus.queued
+    session.add(OutboxMessage(task_name=RUN_JOB_TASK, payload={"job_id": str(job.id)}))
+    session.flush()
+    record(session, actor=actor, action="request.queued", subject=_subject(request), data={"job_id": str(job.id)})
+    return job
+
+
+def approve_request(session: Session, *, request_id: uuid.UUID, actor: str) -> UnlearnRequest:
+    request = get_request(session, request_id=request_id, for_update=True)
+    if request.status is not RequestStatus.pending_approval:
+        raise Conflict(f"request is {request.status.value}; only pending_approval requests can be approved")
+    request.reviewed_by, request.reviewed_at = actor, utcnow()
+    record(session, actor=actor, action="request.approved", subject=_subject(request))
+    _enqueue(session, request=request, model=request.model, actor=actor)
+    return get_request(session, request_id=request_id)
+
+
+def reject_request(session: Session, *, request_id: uuid.UUID, reason: str, actor: str) -> UnlearnRequest:
+    request = get_request(session, request_id=request_id, for_update=True)
+    if request.status is not RequestStatus.pending_approval:
+        raise Conflict(f"request is {request.status.value}; only pending_approval requests can be rejected")
+    now = utcnow()
+    request.status, request.reason, request.reason_detail = RequestStatus.rejected, "rejected", reason
+    request.reviewed_by, request.reviewed_at, request.finished_at = actor, now, now
+    record(session, actor=actor, action="request.rejected", subject=_subject(request), data={"reason": reason})
+    session.flush()
+    return get_request(session, request_id=request_id)
+
+
+def _subject(request: UnlearnRequest) -> str:
+    return f"request:{request.id}"
 
 
 def _previous_submission(
@@ -134,11 +179,6 @@ def _check_classes(session: Session, *, model: Model, labels: list[str], problem
             problems.append({"field": "classes", "value": label, "problem": "unknown class in the model's training dataset"})
         elif counts[label] == 0:
             problems.append({"field": "classes", "value": label, "problem": "every sample of this class is already erased"})
-
-
-def _job_config(model: Model, body: RequestCreate) -> dict:
-    overrides = body.config.model_dump(exclude_none=True) if body.config else {}
-    return {**model.unlearn_defaults, **overrides}
 
 
 def get_request(session: Session, *, request_id: uuid.UUID, for_update: bool = False) -> UnlearnRequest:
@@ -210,14 +250,16 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("invalid cursor; use the next_cursor value of a previous page") from exc
 
 
-def cancel_request(session: Session, *, request_id: uuid.UUID) -> UnlearnRequest:
+def cancel_request(session: Session, *, request_id: uuid.UUID, actor: str) -> UnlearnRequest:
     """Cancel while not yet published; a running job notices at its next heartbeat or before publishing."""
     request = get_request(session, request_id=request_id, for_update=True)
     if request.status not in CANCELLABLE:
         raise Conflict(f"request is {request.status.value} and can no longer be cancelled")
+    previous = request.status
     request.status = RequestStatus.cancelled
     request.finished_at = utcnow()
     session.flush()
+    record(session, actor=actor, action="request.cancelled", subject=_subject(request), data={"was": previous.value})
     job = request.job
     if job is not None and job.status is JobStatus.queued:
         remaining = session.scalar(
@@ -227,5 +269,6 @@ def cancel_request(session: Session, *, request_id: uuid.UUID) -> UnlearnRequest
         if remaining == 0:
             job.status = JobStatus.cancelled
             job.finished_at = utcnow()
+            record(session, actor=actor, action="job.cancelled", subject=f"job:{job.id}")
     session.flush()
     return request

@@ -5,6 +5,8 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from service.audit.chain import record
+from service.db.base import utcnow
 from service.db.enums import VersionStatus
 from service.db.models import Model, ModelVersion
 from service.errors import Conflict, NotFound
@@ -30,14 +32,16 @@ def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
     return version
 
 
-def promote(session: Session, *, model: Model, ref: str) -> ModelVersion:
+def promote(session: Session, *, model: Model, ref: str, actor: str) -> ModelVersion:
     version = get_version(session, model=model, ref=ref)
     if version.status is not VersionStatus.published:
         raise Conflict(
             f"version {version.version} is {version.status.value}: it predates an erasure and may never be current again"
         )
-    model.current_version = version.version
+    previous, model.current_version = model.current_version, version.version
     session.flush()
+    record(session, actor=actor, action="version.promoted", subject=f"model:{model.name}",
+           data={"from": previous, "to": version.version})
     return version
 
 
@@ -51,6 +55,7 @@ def publish(
     size: int,
     request_ids: list[str],
     metrics: dict,
+    actor: str,
 ) -> ModelVersion:
     """Create version n+1, supersede every earlier version and move `current`.
 
@@ -72,12 +77,18 @@ def publish(
     )
     session.add(version)
     session.flush()
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.model_id == model.id, ModelVersion.version < version.version)
-        .where(ModelVersion.status == VersionStatus.published)
-        .values(status=VersionStatus.superseded)
+    superseded = list(
+        session.scalars(
+            update(ModelVersion)
+            .where(ModelVersion.model_id == model.id, ModelVersion.version < version.version)
+            .where(ModelVersion.status == VersionStatus.published)
+            .values(status=VersionStatus.superseded, superseded_at=utcnow())
+            .returning(ModelVersion.version)
+        )
     )
     model.current_version = version.version
     session.flush()
+    record(session, actor=actor, action="version.published", subject=f"model:{model.name}",
+           data={"version": version.version, "parent_version": parent_version, "checkpoint_digest": digest,
+                 "job_id": str(job_id), "request_ids": request_ids, "superseded": sorted(superseded)})
     return version

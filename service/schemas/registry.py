@@ -70,7 +70,9 @@ class ModelSpec(Strict):
     training_dataset: str
     proxy_dataset: str | None = None
     unlearn_defaults: dict[str, Any] = Field(default_factory=dict, description="Overrides of the checkpoint's defaults.")
-    gate_thresholds: dict[str, float] = Field(default_factory=dict)
+    gate_thresholds: dict[str, float | None] = Field(
+        default_factory=dict, description="Publish-gate overrides; null disables a check (see README, Publish gate)."
+    )
 
 
 class VersionView(BaseModel):

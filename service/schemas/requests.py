@@ -81,6 +81,10 @@ class RequestPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
 
 
+class Rejection(Strict):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(description="Why the request is rejected.")
+
+
 class UnlearnOverrides(Strict):
     """Per-request overrides of the model's unlearning defaults; checked again by the worker's config."""
 

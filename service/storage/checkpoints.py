@@ -15,7 +15,7 @@ class CheckpointFormatError(ValueError):
     pass
 
 
-def read_checkpoint_header(stream: BinaryIO) -> dict[str, Any]:
+def read_checkpoint_header(stream: BinaryIO, *, require_family: bool = True) -> dict[str, Any]:
     """Return the Oblivio header of a safetensors checkpoint; refuse pickles and other formats."""
     prefix = stream.read(8)
     if len(prefix) < 8:
@@ -31,6 +31,8 @@ def read_checkpoint_header(stream: BinaryIO) -> dict[str, Any]:
         oblivio = json.loads(metadata["oblivio"])
     except (ValueError, KeyError, AttributeError) as exc:
         raise CheckpointFormatError("safetensors file without an Oblivio header (metadata key 'oblivio')") from exc
-    if not isinstance(oblivio, dict) or "family" not in oblivio or "config" not in oblivio:
+    if not isinstance(oblivio, dict):
+        raise CheckpointFormatError("Oblivio header must be a JSON object")
+    if require_family and ("family" not in oblivio or "config" not in oblivio):
         raise CheckpointFormatError("Oblivio header must name 'family' and 'config'")
     return oblivio

@@ -6,7 +6,8 @@ import pytest
 import torch
 from tests.unlearn.tiny_models import TINY_CONFIGS, make_images, make_tiny, snapshot
 
-from worker.unlearn import EncoderL2Config, NonFiniteLoss, create_adapter, list_families, run_unlearning
+from worker.unlearn import Adapter, EncoderL2Config, NonFiniteLoss, create_adapter, list_families, run_unlearning
+from worker.unlearn.losses import encoder_l2, noise_images
 
 FAMILIES = list_families()
 SHORT = EncoderL2Config(lr=1e-3, epochs=1, batch_size=8, max_steps=6, seed=0)
@@ -113,17 +114,32 @@ def test_same_seed_same_result_other_seed_differs(family: str) -> None:
     assert any(not torch.equal(one[k], other[k]) for k in one)
 
 
+def fixed_objective(base: Adapter, student: Adapter, forget: torch.Tensor, retain: torch.Tensor) -> dict[str, float]:
+    """The encoder-L2 terms on one fixed batch (fixed masks and noise): 32 retain rows, 32 forget rows."""
+    g = torch.Generator().manual_seed(123)
+    mask = base.random_mask(64, g)  # (64, L)
+    mean, std = torch.tensor(base.config.pixel_mean), torch.tensor(base.config.pixel_std)
+    noise = noise_images(32, mean, std, base.image_shape, g)
+    x_f = forget[torch.arange(32) % len(forget)]
+    with torch.no_grad():
+        z = student.encode(torch.cat([retain[:32], x_f]), mask)
+        terms = encoder_l2(z[:32], base.encode(retain[:32], mask[:32]), z[32:], base.encode(noise, mask[32:]), 0.25)
+    return {k: float(v) for k, v in terms.items()}
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_loss_decreases_and_progress_is_reported(family: str) -> None:
     base = make_tiny(family)
-    seen = []
+    forget, retain, seen = make_images(base, 4, 10), make_images(base, 64, 11), []
     config = EncoderL2Config(lr=1e-3, epochs=6, batch_size=16, seed=0)
-    result = run_unlearning(base, make_images(base, 4, 10), make_images(base, 64, 11), config, on_step=seen.append)
+    result = run_unlearning(base, forget, retain, config, on_step=seen.append)
     assert [s.step for s in seen] == list(range(1, result.steps + 1)) and seen == result.history
     assert all(s.total == result.steps for s in seen) and set(seen[0].losses) == {"loss", "retain", "forget"}
     assert seen[0].losses["retain"] == 0.0  # the student starts as the teacher
-    first, last = [s.losses["loss"] for s in seen[:4]], [s.losses["loss"] for s in seen[-4:]]
-    assert sum(last) < 0.85 * sum(first)  # measured about 0.75 (the noise target is redrawn every step)
+    before = fixed_objective(base, base, forget, retain)
+    after = fixed_objective(base, result.adapter, forget, retain)
+    # Measured on the tiny MAE: loss x0.90, forget term x0.81 (the floor is the spread of noise latents).
+    assert after["loss"] < 0.95 * before["loss"] and after["forget"] < 0.9 * before["forget"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -180,8 +180,9 @@ def load_images(
 ) -> torch.Tensor:
     """Load sample images as one float32 tensor in [0, 1].
 
-    records: N records; image_shape: expected (C, H, W) with C in {1, 3} (grey or RGB). When
-    None, C follows the first image's mode and all images must share that shape.
+    records: N records; image_shape: expected (C, H, W) with C in {1, 3}; every image is
+    converted to grey (C = 1) or RGB (C = 3). When None, the first image fixes it (grey modes
+    give C = 1, others C = 3) and all images must then have that shape.
     verify: check each file's sha256 against the record (:class:`SampleIntegrityError`).
     Returns: (N, C, H, W) float32. Images are never resized: a shape mismatch is an error.
     """

@@ -45,7 +45,7 @@ class FeatureNetConfig:
 
 
 class FeatureNet(nn.Module):
-    """conv stages (3x3 conv, BatchNorm, ReLU, 2x2 max-pool) -> flatten -> F-d ReLU features -> logits.
+    """conv stages (3x3 conv, BatchNorm, 2x2 max-pool, ReLU) -> flatten -> F-d ReLU features -> logits.
 
     Input: (N, C, H, W) in [0, 1], normalised inside with the config's pixel mean and std.
     """
@@ -58,8 +58,8 @@ class FeatureNet(nn.Module):
             stages += [
                 nn.Conv2d(channels, width, 3, padding=1, bias=False),
                 nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),  # floor: 28 -> 14 -> 7 -> 3
+                nn.ReLU(inplace=True),  # after the pool: same result (ReLU is monotone), 4x less work
             ]
             channels, side = width, side // 2
         self.stages = nn.Sequential(*stages)

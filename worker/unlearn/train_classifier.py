@@ -4,7 +4,7 @@
 
 Trains on the 60k train split, reports accuracy on the 10k test split and writes
 ``OUT/classifier.safetensors``. Seeded and reproducible: the same seed on the same machine
-(same torch build and thread count, both recorded in the header) gives the same weights.
+(same torch build, recorded in the header; one thread by default) gives the same weights.
 """
 
 from __future__ import annotations
@@ -37,11 +37,15 @@ class Recipe:
     lr: float = 3e-3  # Adam, cosine-decayed to 0 over all steps
     weight_decay: float = 1e-4  # AdamW
     hflip: bool = True  # random horizontal flips (garments are left-right symmetric)
+    # One intra-op thread: the result then does not depend on the core count, and on a shared
+    # CPU more threads spin-wait (measured 6x slower per step with 2 threads under load).
+    num_threads: int = 1
 
 
 def _to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+    pixels = torch.from_numpy(images.copy())  # (N, H, W) uint8, writable (idx arrays are read-only)
+    return pixels.unsqueeze(1).float().div_(255.0)
 
 
 @torch.no_grad()
@@ -51,7 +55,7 @@ def accuracy(net: FeatureNet, images: np.ndarray, labels: np.ndarray, batch_size
     correct = 0
     for start in range(0, len(images), batch_size):
         logits = net(_to_float(images[start : start + batch_size]))  # (B, K)
-        target = torch.from_numpy(labels[start : start + batch_size]).long()  # (B,)
+        target = torch.from_numpy(labels[start : start + batch_size].astype(np.int64))  # (B,)
         correct += int((logits.argmax(1) == target).sum())
     return correct / len(images)
 
@@ -59,15 +63,25 @@ def accuracy(net: FeatureNet, images: np.ndarray, labels: np.ndarray, batch_size
 def fit(images: np.ndarray, labels: np.ndarray, recipe: Recipe, config: FeatureNetConfig,
         log=print) -> FeatureNet:  # fmt: skip
     """Train a FeatureNet on uint8 images (N, H, W) with int labels (N,); seeded by the recipe."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.num_threads)
+    try:
+        return _fit(images, labels, recipe, config, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(images: np.ndarray, labels: np.ndarray, recipe: Recipe, config: FeatureNetConfig, log) -> FeatureNet:
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(recipe.seed)
         net = FeatureNet(config)
+    net.to(memory_format=torch.channels_last)  # NHWC convolutions: ~1.6x faster on CPU (measured)
     gen = torch.Generator().manual_seed(recipe.seed)  # the run's only source of randomness
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    x_all, y_all = _to_float(images), torch.from_numpy(labels).long()  # (N, 1, H, W), (N,)
+    x_all, y_all = _to_float(images), torch.from_numpy(labels.astype(np.int64))  # (N, 1, H, W), (N,)
     net.train()
     for epoch in range(recipe.epochs):
         order = torch.randperm(len(images), generator=gen)  # (N,)
@@ -78,14 +92,14 @@ def fit(images: np.ndarray, labels: np.ndarray, recipe: Recipe, config: FeatureN
             if recipe.hflip:
                 flip = torch.rand(len(idx), generator=gen) < 0.5  # (B,)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)  # (B, 1, H, W)
-            loss = F.cross_entropy(net(x), y)
+            loss = F.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss)
+            loss_sum += loss.item()
         log(f"epoch {epoch + 1}/{recipe.epochs}: train loss {loss_sum / steps_per_epoch:.4f}")
-    return net.eval()
+    return net.to(memory_format=torch.contiguous_format).eval()
 
 
 def train_classifier(out_dir: Path, seed: int = 0, source: str | os.PathLike = DEFAULT_SOURCE,
@@ -106,7 +120,7 @@ def train_classifier(out_dir: Path, seed: int = 0, source: str | os.PathLike = D
         "class_names": list(CLASS_NAMES),
         "dataset": "fashion-mnist (Debian dataset-fashion-mnist), train split",
         "recipe": {**dataclasses.asdict(recipe), "optimizer": "AdamW", "schedule": "cosine",
-                   "torch": torch.__version__, "num_threads": torch.get_num_threads()},
+                   "torch": torch.__version__},
         "test_accuracy": round(test_accuracy, 4),
     }  # fmt: skip
     save_feature_net(path, net, header)

@@ -1,0 +1,86 @@
+"""The audit log, its verification, reports and the public key that verifies them."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from service.api.deps import Auditor, Reader, SessionDep, SignerDep
+from service.audit.chain import verify_chain
+from service.audit.render import render_html
+from service.db.models import AuditEvent
+from service.domain.reports import report_for_request, signed_document
+
+router = APIRouter(tags=["audit"])
+
+
+class EventView(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    data: dict
+    prev_hash: str
+    hash: str
+
+
+class EventPage(BaseModel):
+    items: list[EventView]
+    next_after: int | None
+
+
+class ChainVerdict(BaseModel):
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    reason: str | None
+
+
+@router.get("/audit-events", response_model=EventPage)
+def events(
+    _: Auditor,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    subject: Annotated[str | None, Query(max_length=256)] = None,
+) -> EventPage:
+    query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit + 1)
+    if subject:
+        query = query.where(AuditEvent.subject == subject)
+    rows = list(session.scalars(query))
+    items = [EventView(**{**_fields(e), "at": e.at.isoformat()}) for e in rows[:limit]]
+    return EventPage(items=items, next_after=rows[limit - 1].seq if len(rows) > limit else None)
+
+
+@router.get("/audit-events/verify", response_model=ChainVerdict)
+def verify(_: Auditor, session: SessionDep) -> ChainVerdict:
+    check = verify_chain(session)
+    return ChainVerdict(ok=check.ok, checked=check.checked, first_broken_seq=check.first_broken_seq, reason=check.reason)
+
+
+@router.get(
+    "/unlearn-requests/{request_id}/report",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, "text/html": {}}, "description": "signed report"}},
+)
+def report(
+    request_id: uuid.UUID, _: Reader, session: SessionDep, format: Literal["json", "html"] = "json"
+) -> JSONResponse | HTMLResponse:
+    document = signed_document(report_for_request(session, request_id=request_id))
+    if format == "html":
+        return HTMLResponse(render_html(document))
+    return JSONResponse(document, headers={"X-Report-Digest": document["digest"]})
+
+
+@router.get("/signing-key", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+def signing_key(signer: SignerDep) -> PlainTextResponse:
+    """The Ed25519 public key (PEM) that verifies every report; its key id is in the X-Key-Id header."""
+    return PlainTextResponse(signer.public_pem(), headers={"X-Key-Id": signer.key_id})
+
+
+def _fields(event: AuditEvent) -> dict:
+    return {c: getattr(event, c) for c in ("seq", "actor", "action", "subject", "data", "prev_hash", "hash")}

@@ -1,0 +1,94 @@
+"""Judge a candidate against its base on the same fixed inputs, and the publish gate (ALGORITHM.md §5).
+
+Sets: the forget samples; a retain-side hold-out (retain-source images kept out of the unlearning
+run); a never-trained reference (proxy images of the forget samples' classes) where one exists.
+Tasks: centre boxes of a quarter and half of the side, and random masking at the training ratio.
+The gate compares means over tasks, so no single mask geometry decides alone.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from worker.unlearn.metrics import TASKS, evaluate
+
+# Defaults measured on the demo model (see README "Publish gate"); a model may override any of them,
+# and null disables a check.
+DEFAULT_GATE: dict[str, float | None] = {
+    "retain_max_psnr_drop": 1.0,
+    "retain_max_cosine_drop": 0.03,
+    "forget_min_cosine_drop": 0.05,
+    "forget_max_cosine_over_reference": 0.0,
+}
+DESCRIPTIONS = {
+    "retain_max_psnr_drop": "retain hold-out PSNR (dB, mean over tasks) may drop by at most this much",
+    "retain_max_cosine_drop": "retain hold-out feature cosine may drop by at most this much",
+    "forget_min_cosine_drop": "forget-set feature cosine must drop by at least this much",
+    "forget_max_cosine_over_reference": "after unlearning, forget-set cosine may exceed the never-trained reference's by at most this much",
+}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    thresholds: dict[str, float | None]
+    checks: list[dict[str, Any]]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if not c["passed"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "thresholds": self.thresholds, "checks": self.checks}
+
+
+@torch.no_grad()
+def evaluate_sets(base, candidate, sets: dict[str, torch.Tensor], features, *, seed: int) -> dict[str, dict[str, Any]]:
+    """{set: {"before": {task: metrics}, "after": {task: metrics}}} for every non-empty set."""
+    results = {}
+    for name, images in sets.items():
+        if images is None or len(images) == 0:
+            continue
+        results[name] = {
+            "before": evaluate(base, images, features, seed=seed),
+            "after": evaluate(candidate, images, features, seed=seed),
+        }
+    return results
+
+
+def task_mean(metrics: dict[str, dict[str, float]], key: str) -> float:
+    return sum(metrics[t][key] for t in TASKS) / len(TASKS)
+
+
+def check_gate(results: dict[str, dict[str, Any]], overrides: dict[str, float | None]) -> GateResult:
+    thresholds = {**DEFAULT_GATE, **{k: v for k, v in overrides.items() if k in DEFAULT_GATE}}
+    mean = {(s, when, k): task_mean(results[s][when], k) for s in results for when in ("before", "after")
+            for k in ("psnr", "cosine")}
+    values: dict[str, tuple[float | None, str]] = {
+        "retain_max_psnr_drop": (_drop(mean, "retain", "psnr"), "max"),
+        "retain_max_cosine_drop": (_drop(mean, "retain", "cosine"), "max"),
+        "forget_min_cosine_drop": (_drop(mean, "forget", "cosine"), "min"),
+        "forget_max_cosine_over_reference": (
+            mean[("forget", "after", "cosine")] - mean[("reference", "after", "cosine")]
+            if ("reference", "after", "cosine") in mean else None,
+            "max",
+        ),
+    }
+    checks = []
+    for name, threshold in thresholds.items():
+        value, kind = values[name]
+        if threshold is None or value is None:
+            checks.append({"name": name, "value": value, "threshold": threshold, "passed": True, "margin": None,
+                           "description": DESCRIPTIONS[name], "evaluated": False})
+            continue
+        margin = threshold - value if kind == "max" else value - threshold
+        checks.append({"name": name, "value": round(value, 6), "threshold": threshold, "passed": margin >= 0,
+                       "margin": round(margin, 6), "description": DESCRIPTIONS[name], "evaluated": True})
+    return GateResult(passed=all(c["passed"] for c in checks), thresholds=thresholds, checks=checks)
+
+
+def _drop(mean: dict, name: str, key: str) -> float | None:
+    if (name, "before", key) not in mean:
+        return None
+    return mean[(name, "before", key)] - mean[(name, "after", key)]
