@@ -57,14 +57,17 @@ def evaluate_sets(base, candidate, sets: dict[str, torch.Tensor], features, *, s
     return results
 
 
-def task_mean(metrics: dict[str, dict[str, float]], key: str) -> float:
-    return sum(metrics[t][key] for t in TASKS) / len(TASKS)
+def task_mean(metrics: dict[str, dict[str, float | None]], key: str) -> float | None:
+    """Mean over tasks; None when the metric was not computed (no feature network for cosine)."""
+    values = [metrics[t][key] for t in TASKS]
+    return None if any(v is None for v in values) else sum(values) / len(values)
 
 
 def check_gate(results: dict[str, dict[str, Any]], overrides: dict[str, float | None]) -> GateResult:
     thresholds = {**DEFAULT_GATE, **{k: v for k, v in overrides.items() if k in DEFAULT_GATE}}
     mean = {(s, when, k): task_mean(results[s][when], k) for s in results for when in ("before", "after")
             for k in ("psnr", "cosine")}
+    mean = {key: value for key, value in mean.items() if value is not None}
     values: dict[str, tuple[float | None, str]] = {
         "retain_max_psnr_drop": (_drop(mean, "retain", "psnr"), "max"),
         "retain_max_cosine_drop": (_drop(mean, "retain", "cosine"), "max"),

@@ -111,7 +111,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
 
     candidate = result.adapter
     sets = {"forget": _subset(forget, ctx.settings.eval_max_images, config.seed), "retain": holdout, "reference": reference}
-    metrics = evaluate_sets(base, candidate, sets, features or _pixels, seed=config.seed)
+    metrics = evaluate_sets(base, candidate, sets, features, seed=config.seed)
     gate = check_gate(metrics, inputs.gate_overrides)
     keys = [r.sample_key for r in inputs.holdout.records]
     figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
@@ -222,11 +222,6 @@ def _subset(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     if len(images) <= n:
         return images
     return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
-
-
-def _pixels(images: torch.Tensor) -> torch.Tensor:
-    """Feature space of last resort when a model has no feature network: the flattened pixels."""
-    return images.flatten(1)
 
 
 def _device(setting: str) -> torch.device:

@@ -95,6 +95,7 @@ def approve_request(session: Session, *, request_id: uuid.UUID, actor: str) -> U
     request.reviewed_by, request.reviewed_at = actor, utcnow()
     record(session, actor=actor, action="request.approved", subject=_subject(request))
     _enqueue(session, request=request, model=request.model, actor=actor)
+    session.expire(request, ["job"])
     return get_request(session, request_id=request_id)
 
 

@@ -61,10 +61,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(kind: str, tmp: Path) -> Stack:
+def launch(kind: str, tmp: Path, extra_env: dict[str, str] | None = None) -> Stack:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBLIVIO_")}
     env.update({"OBLIVIO_HOME": str(tmp / "home"), "OBLIVIO_DATA_ROOTS": json.dumps([str(tmp / "data")])})
     env["OBLIVIO_LEASE_SECONDS"] = "30"
+    env.update(extra_env or {})
     if kind == "postgres":
         env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e")
         env["OBLIVIO_BROKER_URL"] = f"{REDIS}/13"

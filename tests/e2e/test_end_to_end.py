@@ -107,4 +107,20 @@ def test_request_to_new_version(stack):
     assert verify_signed(document, public_key) == (True, "signature valid")
     html = auditor.get(f"/unlearn-requests/{final['id']}/report", params={"format": "html"})
     assert html.status_code == 200 and "PASSED" in html.text
+    assert_no_forget_images(html.text, document["body"], stack.data_root)
     assert auditor.get("/audit-events/verify").json()["ok"] is True
+
+
+def assert_no_forget_images(html: str, body: dict, data_root) -> None:
+    """Every embedded image is a listed retain-side figure; none holds or is a forget-set image."""
+    import base64
+    import re
+
+    embedded = [base64.b64decode(b) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+    assert embedded, "the report shows retain-side figures"
+    figures = body["figures"]
+    assert {hashlib.sha256(e).hexdigest() for e in embedded} == {f["png_digest"] for f in figures}
+    forget_keys = {s["sample_key"] for r in body["requests"] for s in r["samples"]}
+    forget_hashes = {s["sha256"] for r in body["requests"] for s in r["samples"]}
+    assert all(f["set"] == "retain" and not set(f["sample_keys"]) & forget_keys for f in figures)
+    assert not {hashlib.sha256(e).hexdigest() for e in embedded} & forget_hashes
