@@ -19,12 +19,14 @@ DEFAULT_GATE: dict[str, float | None] = {
     "retain_max_psnr_drop": 1.0,
     "retain_max_cosine_drop": 0.03,
     "forget_min_cosine_drop": 0.05,
+    "forget_min_psnr_drop": 1.0,
     "forget_max_cosine_over_reference": 0.0,
 }
 DESCRIPTIONS = {
     "retain_max_psnr_drop": "retain hold-out PSNR (dB, mean over tasks) may drop by at most this much",
     "retain_max_cosine_drop": "retain hold-out feature cosine may drop by at most this much",
     "forget_min_cosine_drop": "forget-set feature cosine must drop by at least this much",
+    "forget_min_psnr_drop": "forget-set PSNR (dB, mean over tasks) must drop by at least this much",
     "forget_max_cosine_over_reference": "after unlearning, forget-set cosine may exceed the never-trained reference's by at most this much",
 }
 
@@ -72,6 +74,7 @@ def check_gate(results: dict[str, dict[str, Any]], overrides: dict[str, float | 
         "retain_max_psnr_drop": (_drop(mean, "retain", "psnr"), "max"),
         "retain_max_cosine_drop": (_drop(mean, "retain", "cosine"), "max"),
         "forget_min_cosine_drop": (_drop(mean, "forget", "cosine"), "min"),
+        "forget_min_psnr_drop": (_drop(mean, "forget", "psnr"), "min"),
         "forget_max_cosine_over_reference": (
             mean[("forget", "after", "cosine")] - mean[("reference", "after", "cosine")]
             if ("reference", "after", "cosine") in mean else None,

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 DEFAULTS = {"lr": 1e-3, "alpha": 0.25, "epochs": 1000, "batch_size": 8, "max_steps": 600, "seed": 0}
 # A randomly initialised tiny model has no quality to protect: only the forget-side drop is gated here.
 # The measured defaults are checked on the demo model in tests/unlearn; an impossible threshold below.
-TINY_GATE = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forget_min_cosine_drop": 0.0,
-             "forget_max_cosine_over_reference": None}
+TINY_GATE = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forget_min_cosine_drop": None,
+             "forget_min_psnr_drop": 0.0, "forget_max_cosine_over_reference": None}
 
 
 @pytest.fixture(params=["postgres", "embedded"])

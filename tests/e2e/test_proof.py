@@ -19,19 +19,19 @@ def approval_stack(tmp_path):
 def test_gate_failure_publishes_nothing_and_says_which_threshold(tmp_path):
     stack = launch("postgres", tmp_path)
     try:
-        register_demo_data(stack, gate={**TINY_GATE, "forget_min_cosine_drop": 10.0})
+        register_demo_data(stack, gate={**TINY_GATE, "forget_min_psnr_drop": 1000.0})
         officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
         created = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]}).json()
         final, _ = follow(auditor, created["id"])
         assert final["status"] == "failed" and final["reason"] == "gate_failed"
-        assert "forget_min_cosine_drop" in final["reason_detail"]
+        assert "forget_min_psnr_drop" in final["reason_detail"]
         versions = auditor.get("/models/tiny/versions").json()
         assert [(v["version"], v["status"], v["is_current"]) for v in versions] == [(1, "published", True)]
         body = auditor.get(f"/unlearn-requests/{created['id']}/report").json()["body"]
         assert body["outcome"] == "gate_failed" and body["checkpoints"]["new"] is None
         failed = [c for c in body["gate"]["checks"] if not c["passed"]]
-        assert [c["name"] for c in failed] == ["forget_min_cosine_drop"]
-        assert failed[0]["margin"] < 0 and failed[0]["threshold"] == 10.0
+        assert [c["name"] for c in failed] == ["forget_min_psnr_drop"]
+        assert failed[0]["margin"] < 0 and failed[0]["threshold"] == 1000.0
         again = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]})
         assert again.status_code == 201, "a failed request erased nothing, so the sample can be requested again"
     finally:
