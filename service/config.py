@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     max_samples_per_request: int = Field(10_000, ge=1, description="Upper bound on sample keys in one request.")
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
     lease_seconds: int = Field(120, ge=5, description="How long a worker holds a job without a heartbeat.")
+    batch_window_seconds: float = Field(
+        5.0, ge=0, description="Requests for one model queued within this window share one job (0 = no coalescing)."
+    )
+    batch_max_requests: int = Field(100, ge=1, description="Most requests coalesced into one job.")
+    redispatch_seconds: float = Field(
+        60.0, gt=0, description="A queued job not claimed this long after its last dispatch is sent again."
+    )
     outbox_poll_seconds: float = Field(2.0, gt=0, description="How often the API re-sends undelivered outbox rows.")
     worker_device: str = Field("auto", description="Torch device for unlearning jobs: auto, cpu, cuda, cuda:N.")
     retain_max_images: int = Field(10_000, ge=16, description="Most retain-side images one job reads.")
@@ -39,7 +46,10 @@ class Settings(BaseSettings):
     )
     delete_forget_files: bool = Field(False, description="Delete forget-set source files after a successful job.")
     eval_max_images: int = Field(256, ge=8, description="Images per evaluation set (forget, retain hold-out, reference).")
-    log_level: str = Field("INFO", description="Log level of API and worker.")
+    log_level: str = Field("INFO", description="Log level of API and worker (logs are JSON lines on stderr).")
+    worker_metrics_port: int = Field(
+        9808, ge=0, le=65535, description="Port of each worker process's Prometheus /metrics endpoint; 0 disables it."
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> "Settings":

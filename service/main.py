@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, health, jobs, keys, models, requests
+from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
+from service.logs import RequestContextMiddleware
+from service.metrics import ApiMetrics, HttpMetricsMiddleware
 from service.queue import Dispatcher, make_producer
 from service.storage import make_store
 
@@ -38,7 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         stop = threading.Event()
         thread = threading.Thread(
-            target=dispatcher.run_forever, args=(stop, settings.outbox_poll_seconds), name="outbox", daemon=True
+            target=dispatcher.run_forever,
+            args=(stop, settings.outbox_poll_seconds, settings.redispatch_seconds),
+            name="outbox",
+            daemon=True,
         )
         thread.start()
         yield
@@ -53,10 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
     app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
-    for module in (requests, audit, jobs, models, datasets, keys, health):
+    app.state.metrics = ApiMetrics(lambda: app.state.sessions)
+    for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
     _install_error_handlers(app)
     _install_body_limit(app, settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every line of a request carries its id
     return app
 
 

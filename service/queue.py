@@ -11,12 +11,14 @@ import threading
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db.base import utcnow
-from service.db.models import OutboxMessage
+from service.db.models import Job, OutboxMessage
+from service.domain.jobs import recover_jobs
+from service.domain.requests import RUN_JOB_TASK
 
 QUEUE = "unlearn"
 log = logging.getLogger("oblivio.queue")
@@ -64,14 +66,18 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def dispatch_pending(self, limit: int = 100) -> int:
+        """Send unsent rows whose job is due (its batching window closed); returns how many went out."""
+        now = utcnow()
         with self._lock, self.sessions() as session:
             rows = list(
                 session.scalars(
                     select(OutboxMessage)
+                    .outerjoin(Job, Job.id == OutboxMessage.job_id)
                     .where(OutboxMessage.sent_at.is_(None))
+                    .where(or_(OutboxMessage.job_id.is_(None), Job.not_before.is_(None), Job.not_before <= now))
                     .order_by(OutboxMessage.id)
                     .limit(limit)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(of=OutboxMessage, skip_locked=True)
                 )
             )
             sent = 0
@@ -83,13 +89,22 @@ class Dispatcher:
                     log.warning("broker unavailable, outbox row %s kept: %s", row.id, exc)
                     break
                 row.sent_at = utcnow()
+                if row.job_id is not None:
+                    session.execute(update(Job).where(Job.id == row.job_id).values(last_dispatched_at=row.sent_at))
                 sent += 1
             session.commit()
             return sent
 
-    def run_forever(self, stop: threading.Event, interval: float) -> None:
+    def recover(self, redispatch_seconds: float) -> int:
+        with self.sessions() as session:
+            count = recover_jobs(session, redispatch_seconds=redispatch_seconds, task_name=RUN_JOB_TASK)
+            session.commit()
+            return count
+
+    def run_forever(self, stop: threading.Event, interval: float, redispatch_seconds: float) -> None:
         while not stop.wait(interval):
             try:
+                self.recover(redispatch_seconds)
                 self.dispatch_pending()
             except Exception:
                 log.exception("outbox dispatch failed")

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import torch
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit.signing import Signer
@@ -85,6 +86,8 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
+    except OperationalError:
+        raise  # the database is unreachable: nothing can be recorded; the task retries and re-claims
     except (SampleIntegrityError, SampleLoadError) as exc:
         _fail(ctx, job_id, inputs, FailureReason.invalid_samples, str(exc))
     except Exception as exc:

@@ -1,16 +1,24 @@
-"""Thin task: load nothing but the job id, hand over to the pipeline, retry only transient errors."""
+"""Thin task: load nothing but the job id, hand over to the pipeline, retry only transient errors.
 
+Every log line of a job carries its id, and each delivery is counted and timed in the worker's metrics.
+"""
+
+import logging
+import time
 import uuid
 
 from celery import Celery
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from service.config import Settings
 from service.domain.jobs import Claim
 from service.domain.requests import RUN_JOB_TASK
+from service.logs import log_context
+from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
 
 BUSY_RETRY_SECONDS = 5
+log = logging.getLogger("oblivio.worker")
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
@@ -28,7 +36,36 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def run_job_task(self, job_id: str) -> str:
         if not context:
             context.append(WorkerContext.from_settings(settings))
-        outcome = run_job(context[0], uuid.UUID(job_id))
-        if outcome == Claim.model_busy:
+        with log_context(job_id=job_id):
+            outcome = _observed_run(context[0], uuid.UUID(job_id))
+        if outcome in (Claim.model_busy, Claim.too_early):
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=None)
         return str(outcome)
+
+
+def _observed_run(ctx: WorkerContext, job_id: uuid.UUID) -> str:
+    started = time.perf_counter()
+    with JOB_METRICS.running.track_inprogress():
+        try:
+            outcome = str(run_job(ctx, job_id))
+        except Exception:
+            JOB_METRICS.record("error", seconds=time.perf_counter() - started, steps=0, loop_seconds=None)
+            raise
+    seconds = time.perf_counter() - started
+    if outcome in NOT_RUN:
+        JOB_METRICS.record(outcome, seconds=seconds, steps=0, loop_seconds=None)
+        return outcome
+    steps, loop_seconds = _stats(ctx, job_id)
+    JOB_METRICS.record(outcome, seconds=seconds, steps=steps, loop_seconds=loop_seconds)
+    log.info("job %s: %s after %.1f s, %d steps", job_id, outcome, seconds, steps,
+             extra={"outcome": outcome, "seconds": round(seconds, 3), "steps": steps})
+    return outcome
+
+
+def _stats(ctx: WorkerContext, job_id: uuid.UUID) -> tuple[int, float | None]:
+    try:
+        with ctx.sessions() as session:
+            return job_stats(session, job_id=job_id)
+    except SQLAlchemyError as exc:  # metrics must never turn a finished job into a retry
+        log.warning("job metrics not recorded: %s", exc)
+        return 0, None

@@ -80,9 +80,14 @@ def cancel(request_id: uuid.UUID, key: Officer, session: SessionDep) -> RequestV
 
 @router.post("/{request_id}/approve", response_model=RequestView)
 def approve(
-    request_id: uuid.UUID, key: Reviewer, session: SessionDep, dispatcher: DispatcherDep, background: BackgroundTasks
+    request_id: uuid.UUID,
+    key: Reviewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    background: BackgroundTasks,
 ) -> RequestView:
-    request = approve_request(session, request_id=request_id, actor=actor_of(key))
+    request = approve_request(session, request_id=request_id, actor=actor_of(key), settings=settings)
     background.add_task(dispatcher.dispatch_pending)
     return request_view(request)
 

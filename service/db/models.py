@@ -96,6 +96,8 @@ class Job(Base):
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     losses: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     loss_history: Mapped[list[dict[str, float]]] = mapped_column(JSON, default=list)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(256), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -163,6 +165,7 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_name: Mapped[str] = mapped_column(String(128))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)

@@ -7,13 +7,13 @@ import uuid
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import FailureReason, JobStatus, RequestStatus
-from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
+from service.db.models import Job, Model, ModelVersion, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.errors import NotFound
 
 _HISTORY_POINTS = 200
@@ -23,7 +23,8 @@ class Claim(StrEnum):
     claimed = "claimed"
     finished = "finished"  # terminal already: a redelivery or duplicate message
     held = "held"  # another worker holds a live lease
-    model_busy = "model_busy"  # another job of this model is running; retry later
+    model_busy = "model_busy"  # another job of this model is running or older and due; retry later
+    too_early = "too_early"  # its batching window is still open
 
 
 def get_job(session: Session, *, job_id: uuid.UUID) -> Job:
@@ -49,12 +50,20 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
         return Claim.finished
     if job.status is JobStatus.running and job.lease_expires_at and job.lease_expires_at > now and job.lease_owner != owner:
         return Claim.held
-    busy = session.scalar(
+    if job.status is JobStatus.queued and job.not_before is not None and job.not_before > now:
+        return Claim.too_early
+    # Jobs of one model run one at a time, oldest first: each starts from the version current then.
+    ahead = session.scalar(
         select(func.count()).where(
-            Job.model_id == model_id, Job.id != job_id, Job.status == JobStatus.running, Job.lease_expires_at > now
+            Job.model_id == model_id,
+            Job.id != job_id,
+            or_(
+                and_(Job.status == JobStatus.running, Job.lease_expires_at > now),
+                and_(Job.status == JobStatus.queued, Job.created_at < job.created_at, Job.not_before <= now),
+            ),
         )
     )
-    if busy:
+    if ahead:
         return Claim.model_busy
     job.status = JobStatus.running
     job.lease_owner = owner
@@ -175,3 +184,38 @@ def _live_requests(session: Session, *, job_id: uuid.UUID) -> list[UnlearnReques
             .order_by(UnlearnRequest.received_at)
         )
     )
+
+
+def recover_jobs(session: Session, *, redispatch_seconds: float, task_name: str) -> int:
+    """Put lost work back on the queue; returns how many jobs were re-sent.
+
+    A running job whose lease expired lost its worker: it goes back to queued and runs again from
+    the version current when it is next claimed. A due queued job that was sent long ago but never
+    claimed lost its message (a broker restart): it is sent again. Duplicates are harmless: the
+    claim decides.
+    """
+    now = utcnow()
+    resend: list[Job] = []
+    expired = session.scalars(
+        select(Job).where(Job.status == JobStatus.running, Job.lease_expires_at < now).with_for_update(skip_locked=True)
+    )
+    for job in expired:
+        record(session, actor="system:recovery", action="job.lease_expired", subject=f"job:{job.id}",
+               data={"owner": job.lease_owner, "attempt": job.attempts})
+        job.status, job.lease_owner, job.lease_expires_at = JobStatus.queued, None, None
+        for request in _live_requests(session, job_id=job.id):
+            if request.status is RequestStatus.running:
+                request.status = RequestStatus.queued
+        resend.append(job)
+    stale = now - timedelta(seconds=redispatch_seconds)
+    unsent = select(OutboxMessage.id).where(OutboxMessage.job_id == Job.id, OutboxMessage.sent_at.is_(None)).exists()
+    lost = session.scalars(
+        select(Job)
+        .where(Job.status == JobStatus.queued, Job.not_before <= now, Job.last_dispatched_at < stale, ~unsent)
+        .with_for_update(skip_locked=True)
+    )
+    resend += list(lost)
+    for job in resend:
+        session.add(OutboxMessage(task_name=task_name, job_id=job.id, payload={"job_id": str(job.id)}))
+    session.flush()
+    return len(resend)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
@@ -59,8 +60,17 @@ def submit_request(
         received_at=received,
         due_at=body.due_at or received + timedelta(days=settings.due_days),
     )
-    session.add(request)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(request)
+            session.flush()
+    except IntegrityError:  # a concurrent retry with the same key won the race
+        previous = _previous_submission(session, key=key, body=body, idempotency_key=idempotency_key)
+        if previous is None:
+            raise
+        if previous.body_digest != digest:
+            raise Conflict("this Idempotency-Key or external_id was used with a different body") from None
+        return previous, False
     session.add_all(RequestSample(request_id=request.id, position=i, sample_id=s.id) for i, s in enumerate(samples))
     actor = actor_of(key)
     record(session, actor=actor, action="request.received", subject=_subject(request), data={
@@ -71,30 +81,63 @@ def submit_request(
         request.status = RequestStatus.pending_approval
         record(session, actor=actor, action="request.pending_approval", subject=_subject(request))
     else:
-        _enqueue(session, request=request, model=model, actor=actor)
+        _enqueue(session, request=request, model=model, actor=actor, settings=settings)
     session.flush()
     return get_request(session, request_id=request.id), True
 
 
-def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: str) -> Job:
-    """Give the request a job and commit an outbox row with it (sent to the broker after commit)."""
-    job = Job(model_id=model.id, mode=request.mode, method=request.method, config={**model.unlearn_defaults, **request.config})
-    session.add(job)
-    session.flush()
+def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: str, settings: Settings) -> Job:
+    """Attach the request to an open job of its model (coalescing) or open a new one with its outbox row.
+
+    A job stays open for `batch_window_seconds` (never past its earliest due date); the dispatcher
+    sends it when the window closes, so everything that arrived meanwhile runs in one pass.
+    """
+    now = utcnow()
+    config = {**model.unlearn_defaults, **request.config}
+    job = _open_job(session, model=model, request=request, config=config, now=now, settings=settings)
+    coalesced = job is not None
+    if job is None:
+        window = timedelta(seconds=settings.batch_window_seconds)
+        job = Job(model_id=model.id, mode=request.mode, method=request.method, config=config,
+                  not_before=min(now + window, request.due_at))
+        session.add(job)
+        session.flush()
+        session.add(OutboxMessage(task_name=RUN_JOB_TASK, job_id=job.id, payload={"job_id": str(job.id)}))
+    else:
+        job.not_before = min(job.not_before, request.due_at)
     request.job_id, request.status = job.id, RequestStatus.queued
-    session.add(OutboxMessage(task_name=RUN_JOB_TASK, payload={"job_id": str(job.id)}))
     session.flush()
-    record(session, actor=actor, action="request.queued", subject=_subject(request), data={"job_id": str(job.id)})
+    record(session, actor=actor, action="request.queued", subject=_subject(request),
+           data={"job_id": str(job.id), "coalesced": coalesced})
     return job
 
 
-def approve_request(session: Session, *, request_id: uuid.UUID, actor: str) -> UnlearnRequest:
+def _open_job(
+    session: Session, *, model: Model, request: UnlearnRequest, config: dict, now: datetime, settings: Settings
+) -> Job | None:
+    if settings.batch_window_seconds <= 0:
+        return None
+    candidates = session.scalars(
+        select(Job)
+        .where(Job.model_id == model.id, Job.status == JobStatus.queued, Job.not_before > now)
+        .where(Job.mode == request.mode, Job.method == request.method)
+        .order_by(Job.created_at)
+        .with_for_update()
+    )
+    for job in candidates:
+        size = session.scalar(select(func.count()).where(UnlearnRequest.job_id == job.id))
+        if job.config == config and size < settings.batch_max_requests:
+            return job
+    return None
+
+
+def approve_request(session: Session, *, request_id: uuid.UUID, actor: str, settings: Settings) -> UnlearnRequest:
     request = get_request(session, request_id=request_id, for_update=True)
     if request.status is not RequestStatus.pending_approval:
         raise Conflict(f"request is {request.status.value}; only pending_approval requests can be approved")
     request.reviewed_by, request.reviewed_at = actor, utcnow()
     record(session, actor=actor, action="request.approved", subject=_subject(request))
-    _enqueue(session, request=request, model=request.model, actor=actor)
+    _enqueue(session, request=request, model=request.model, actor=actor, settings=settings)
     session.expire(request, ["job"])
     return get_request(session, request_id=request_id)
 

@@ -48,6 +48,7 @@ def api(db_session, pg_url, tmp_path) -> Api:
         home=tmp_path / "home",
         data_roots=[tmp_path / "data"],
         outbox_poll_seconds=3600,
+        batch_window_seconds=0,
     )
     app = create_app(settings)
     app.state.sessions = sessions

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,13 @@ def save_checkpoint(adapter: Adapter, path: str | Path, header: dict[str, Any] |
     data = checkpoint_to_bytes(adapter, header)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # same directory: rename is atomic
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # default permissions (umask), unlike mkstemp's 0600
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return sha256_hex(data)
 
