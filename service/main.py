@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
@@ -90,6 +90,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(_: Request, exc: OperationalError):
         log.error("database unavailable: %s", exc.orig)
         return _error(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
+
+    @app.exception_handler(DataError)
+    async def bad_value(_: Request, exc: DataError):
+        # Only caller-supplied values reach the database this way (a NUL byte, a number out of range).
+        return _error(422, "ValidationError", f"value rejected by the database: {str(exc.orig).splitlines()[0]}")
 
     @app.exception_handler(DBAPIError)
     async def database_error(_: Request, exc: DBAPIError):

@@ -13,12 +13,25 @@ PG_ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql://postgres@127.0.
 REDIS = os.environ.get("OBLIVIO_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
+_CREATED: set[str] = set()
+
+
 def fresh_database(name: str) -> str:
-    """Drop and create a Postgres database; returns its SQLAlchemy URL."""
+    """Drop and create a Postgres database private to this test run; returns its SQLAlchemy URL."""
+    name = f"{name}_{os.getpid()}"
+    _CREATED.add(name)
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    yield
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in _CREATED:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

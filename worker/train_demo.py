@@ -53,7 +53,7 @@ def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     recipe = MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "seed": seed})
     n_params = sum(p.numel() for p in adapter.model.parameters())
     log(f"MAE: {n_params} parameters, pixel mean {mean:.4f} std {std:.4f}, {recipe}")
-    result = train_mae(adapter, x, recipe, on_epoch=lambda e, loss: log(f"  epoch {e}/{recipe.epochs} loss {loss:.4f}"))
+    result = train_mae(adapter, x, recipe, on_epoch=lambda e, v: log(f"  epoch {e}/{recipe.epochs} loss {v:.4f}"))
     header = {
         "name": "fashion-mnist-mae-demo",
         "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=("mae", "classifier"), default=None, help="train just one model")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (part of reproducibility)")
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="directory of the Fashion-MNIST .gz files")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="Fashion-MNIST .gz directory")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)

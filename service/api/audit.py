@@ -9,12 +9,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from service.api.deps import Auditor, Reader, SessionDep, SignerDep
+from service.api.responses import errors
 from service.audit.chain import verify_chain
 from service.audit.render import render_html
 from service.db.models import AuditEvent
 from service.domain.reports import report_for_request, signed_document
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=errors())
 
 
 class EventView(BaseModel):

@@ -3,11 +3,12 @@
 from fastapi import APIRouter, status
 
 from service.api.deps import Admin, AnyRole, SessionDep, SettingsDep
+from service.api.responses import errors
 from service.domain.auth import actor_of
 from service.domain.datasets import add_samples, create_dataset, dataset_stats, get_dataset
 from service.schemas.registry import DatasetCreate, DatasetView, SamplesAdd, SamplesAdded
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors())
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetView)

@@ -7,11 +7,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from service.api.deps import Reader, SessionDep
+from service.api.responses import errors
 from service.api.views import job_summary
 from service.domain.jobs import get_job
 from service.schemas.requests import JobSummary
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors())
 
 
 class JobView(JobSummary):

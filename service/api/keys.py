@@ -3,10 +3,11 @@
 from fastapi import APIRouter, status
 
 from service.api.deps import Admin, SessionDep
+from service.api.responses import errors
 from service.domain.auth import actor_of, create_api_key, list_api_keys, revoke_api_key
 from service.schemas.keys import KeyCreate, KeyCreated, KeyView
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=errors())
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response, status
 
 from service.api.deps import DispatcherDep, Officer, Reader, Reviewer, SessionDep, SettingsDep
+from service.api.responses import errors
 from service.api.views import request_view
 from service.db.enums import RequestStatus
 from service.domain.auth import actor_of
@@ -21,7 +22,7 @@ from service.domain.requests import (
 )
 from service.schemas.requests import Rejection, RequestCreate, RequestPage, RequestView
 
-router = APIRouter(prefix="/unlearn-requests", tags=["unlearn requests"])
+router = APIRouter(prefix="/unlearn-requests", tags=["unlearn requests"], responses=errors())
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=256, description="Retrying with the same key and body returns the same request."),

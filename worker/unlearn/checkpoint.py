@@ -51,8 +51,9 @@ def read_header(data: bytes) -> dict[str, Any]:
         header = json.loads(st_header["__metadata__"][METADATA_KEY])
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise CheckpointError(f"safetensors file without a readable {METADATA_KEY!r} header ({err!r})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"unsupported checkpoint format {header.get('format') if isinstance(header, dict) else header!r}")
+    found = header.get("format") if isinstance(header, dict) else header
+    if found != FORMAT:
+        raise CheckpointError(f"unsupported checkpoint format {found!r}; expected {FORMAT!r}")
     return header
 
 

@@ -58,7 +58,9 @@ class EncoderL2Config:
         if not (_is_int(self.epochs) and self.epochs >= 1):
             problems.append(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not (_is_int(self.batch_size) and self.batch_size >= 2 and self.batch_size % 2 == 0):
-            problems.append(f"batch_size must be an even integer >= 2 (half forget, half retain), got {self.batch_size!r}")
+            problems.append(
+                f"batch_size must be an even integer >= 2 (half forget, half retain), got {self.batch_size!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):

@@ -133,6 +133,7 @@ def run_unlearning(
 
 def _check_images(name: str, x: Tensor, shape: tuple[int, int, int]) -> None:
     if x.ndim != 4 or tuple(x.shape[1:]) != shape or len(x) == 0:
-        raise ValueError(f"{name} must be a non-empty (N, {', '.join(map(str, shape))}) tensor, got {tuple(x.shape)}")
+        expected = ", ".join(map(str, shape))
+        raise ValueError(f"{name} must be a non-empty (N, {expected}) tensor, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must hold floats in [0, 1], got {x.dtype}")

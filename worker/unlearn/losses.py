@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def noise_images(n: int, mean: Tensor, std: Tensor, shape: tuple[int, int, int], generator: torch.Generator) -> Tensor:
+def noise_images(
+    n: int, mean: Tensor, std: Tensor, shape: tuple[int, int, int], generator: torch.Generator
+) -> Tensor:
     """Gaussian noise images with the model's fixed per-channel statistics, clipped to [0, 1].
 
     mean, std: (C,) of the training data (not of the batch: targets must not depend on batch

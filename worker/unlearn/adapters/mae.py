@@ -234,8 +234,9 @@ class MAEAdapter(Adapter):
     def _check(self, imgs: Tensor, mask: Tensor) -> None:
         if tuple(imgs.shape[1:]) != self.image_shape:
             raise ValueError(f"images of shape {tuple(imgs.shape[1:])}, this model takes {self.image_shape}")
-        if mask.dtype != torch.bool or tuple(mask.shape) != (imgs.shape[0], self.config.num_patches):
-            raise ValueError(f"mask must be bool ({imgs.shape[0]}, {self.config.num_patches}), got {mask.dtype} {tuple(mask.shape)}")
+        expected = (imgs.shape[0], self.config.num_patches)
+        if mask.dtype != torch.bool or tuple(mask.shape) != expected:
+            raise ValueError(f"mask must be bool {expected}, got {mask.dtype} {tuple(mask.shape)}")
         counts = mask.sum(dim=1)
         if bool((counts != counts[0]).any()):
             raise ValueError("every mask row must hide the same number of tokens")
