@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("samples", nargs="*", metavar="SAMPLE", help="sample keys of the model's training dataset")
     submit.add_argument("--model", required=True)
     submit.add_argument("--samples-file", type=Path, help="one sample key per line ('-' reads stdin; # starts a comment)")
-    submit.add_argument("--class", dest="classes", action="append", default=[], metavar="LABEL", help="forget a whole class (repeatable)")
+    submit.add_argument("--class", dest="classes", action="append", default=[], metavar="LABEL",
+                        help="forget a whole class (repeatable)")
     submit.add_argument("--mode", choices=[m.value for m in Mode])
     submit.add_argument("--method", choices=[m.value for m in Method])
     submit.add_argument("--external-id", help="your own id for the request; makes retries safe")
@@ -197,8 +198,8 @@ def _run(args: argparse.Namespace, http: httpx.Client | None) -> int:
         return _create_key_directly(args)
     client = Client(http, args.api_key) if http is not None else Client.connect(args.url, args.api_key, args.timeout)
     commands: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-        "submit": _submit, "status": _status, "list": _list, "watch": _watch_command, "cancel": _cancel,
-        "approve": _approve, "reject": _reject, "report": _report, "signing-key": _signing_key,
+        "submit": _submit, "status": _status, "list": _list, "watch": _watch_command, "cancel": _decide,
+        "approve": _decide, "reject": _decide, "report": _report, "signing-key": _signing_key,
         "keys": _keys, "models": _models,
     }
     return commands[args.command](client, args)
@@ -250,18 +251,13 @@ def _request_table(page: dict) -> str:
     return table + (f"\nmore: --cursor {page['next_cursor']}" if page["next_cursor"] else "")
 
 
-def _cancel(client: Client, args: argparse.Namespace) -> int:
-    _show(args, client.cancel(args.id), _summary)
-    return Exit.OK
-
-
-def _approve(client: Client, args: argparse.Namespace) -> int:
-    _show(args, client.approve(args.id), _summary)
-    return Exit.OK
-
-
-def _reject(client: Client, args: argparse.Namespace) -> int:
-    _show(args, client.reject(args.id, args.reason), _summary)
+def _decide(client: Client, args: argparse.Namespace) -> int:
+    """cancel, approve or reject."""
+    if args.command == "reject":
+        request = client.reject(args.id, args.reason)
+    else:
+        request = getattr(client, args.command)(args.id)
+    _show(args, request, _summary)
     return Exit.OK
 
 
@@ -323,7 +319,7 @@ def _report(client: Client, args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.buffer.write(response.content + (b"" if response.content.endswith(b"\n") else b"\n"))
         return Exit.OK
-    args.output.write_bytes(response.content)
+    _write(args.output, response.content)
     result = {"request": args.id, "path": str(args.output), "format": "html" if args.html else "json", "digest": digest}
     _show(args, result, lambda r: f"report of {r['request']} written to {r['path']}" + (f" (digest {digest})" if digest else ""))
     return Exit.OK
@@ -357,7 +353,7 @@ def _local_signing_key(args: argparse.Namespace) -> int:
 
 def _write_pem(args: argparse.Namespace, pem: str) -> int:
     if args.output:
-        args.output.write_text(pem)
+        _write(args.output, pem.encode())
         _err(f"public key written to {args.output}")
     else:
         print(pem, end="")
@@ -402,9 +398,10 @@ def _models(client: Client, args: argparse.Namespace) -> int:
         _show(args, models, lambda _: _table(("NAME", "FAMILY", "CURRENT", "TRAINING", "PROXY"), rows))
     elif args.models_command == "versions":
         versions = client.versions(args.name)
-        rows = [(_version(v["version"]) + (" *" if v["is_current"] else ""), _version(v["parent_version"]), v["status"],
+        rows = [(_version(v["version"]), _version(v["parent_version"]), v["status"], "yes" if v["is_current"] else "no",
                  v["checkpoint_digest"][:16], _when(v["created_at"]), len(v["absorbed_request_ids"])) for v in versions]
-        _show(args, versions, lambda _: _table(("VERSION", "PARENT", "STATUS", "SHA256", "CREATED", "REQUESTS"), rows))
+        headers = ("VERSION", "PARENT", "STATUS", "CURRENT", "SHA256", "CREATED", "REQUESTS")
+        _show(args, versions, lambda _: _table(headers, rows))
     else:
         version = client.promote(args.name, args.version)
         _show(args, version, lambda v: f"{args.name}: current is now v{v['version']}")
@@ -453,6 +450,13 @@ def _show(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
     print(json.dumps(data, indent=2, default=str) if args.json else human(data))
 
 
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc}") from exc
+
+
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -473,7 +477,8 @@ def _api_error(exc: ApiError) -> int:
 
 def _problem(item: Any) -> str:
     if isinstance(item, dict) and "problem" in item:
-        return f"{item.get('field', '?')} {item['value']!r}: {item['problem']}" if "value" in item else f"{item.get('field', '?')}: {item['problem']}"
+        value = f" {item['value']!r}" if "value" in item else ""
+        return f"{item.get('field', '?')}{value}: {item['problem']}"
     if isinstance(item, dict) and "msg" in item:
         return f"{'.'.join(str(p) for p in item.get('loc', []))}: {item['msg']}"
     return str(item)

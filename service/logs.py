@@ -23,7 +23,7 @@ _IDS: dict[str, ContextVar[str | None]] = {
     "request_id": ContextVar("request_id", default=None),
     "job_id": ContextVar("job_id", default=None),
 }
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
@@ -41,7 +41,7 @@ def log_context(**ids: str | None) -> Iterator[None]:
             var.reset(token)
 
 
-def current_ids() -> dict[str, str]:
+def _current_ids() -> dict[str, str]:
     return {name: value for name, var in _IDS.items() if (value := var.get()) is not None}
 
 
@@ -54,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-            **current_ids(),
+            **_current_ids(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")})
         if record.exc_info:
@@ -78,6 +78,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
 
 def configure_logging(level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(level))
+    logging.captureWarnings(True)  # warnings become JSON lines too
 
 
 class RequestContextMiddleware:
@@ -117,7 +118,7 @@ def _incoming_request_id(scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            return candidate if _VALID_REQUEST_ID.match(candidate) else None
+            return candidate if _VALID_REQUEST_ID.fullmatch(candidate) else None
     return None
 
 

@@ -148,7 +148,9 @@ def _state_gauges(session: Session) -> Iterator[GaugeMetricFamily]:
     yield overdue
 
     failures = GaugeMetricFamily("oblivio_request_failures", "Failed requests by model and reason.", labels=["model", "reason"])
-    failed = _grouped(session, UnlearnRequest.model_id, UnlearnRequest.reason, where=[UnlearnRequest.status == RequestStatus.failed])
+    failed = _grouped(
+        session, UnlearnRequest.model_id, UnlearnRequest.reason, where=[UnlearnRequest.status == RequestStatus.failed]
+    )
     for model in models:
         for reason in FailureReason:
             failures.add_metric([model, reason.value], failed.get((model, reason.value), 0))

@@ -30,10 +30,14 @@ class Stack:
     keys: dict[Role, str]
     data_root: Path
     logs: Path
+    direct_url: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def client(self, role: Role) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.keys[role]}"}, timeout=30)
+
+    def settings(self) -> Settings:
+        return Settings(home=self.env["OBLIVIO_HOME"], database_url=self.direct_url, broker_url=self.env.get("OBLIVIO_BROKER_URL", ""))
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
@@ -61,31 +65,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(kind: str, tmp: Path, extra_env: dict[str, str] | None = None) -> Stack:
+def launch(
+    kind: str, tmp: Path, extra_env: dict[str, str] | None = None, *, db_port: int | None = None, workers: int = 1
+) -> Stack:
+    """Start API and worker(s). `db_port` routes the processes' database traffic through another port (a proxy)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBLIVIO_")}
     env.update({"OBLIVIO_HOME": str(tmp / "home"), "OBLIVIO_DATA_ROOTS": json.dumps([str(tmp / "data")])})
     env["OBLIVIO_LEASE_SECONDS"] = "30"
-    env.update(extra_env or {})
+    env["OBLIVIO_BATCH_WINDOW_SECONDS"] = "0"
+    direct_url = ""
     if kind == "postgres":
-        env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e")
+        direct_url = env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e")
         env["OBLIVIO_BROKER_URL"] = f"{REDIS}/13"
-        import redis
+        if not (extra_env or {}).get("OBLIVIO_BROKER_URL"):
+            import redis
 
-        redis.Redis.from_url(env["OBLIVIO_BROKER_URL"]).flushdb()
-    settings = Settings(
-        home=tmp / "home",
-        database_url=env.get("OBLIVIO_DATABASE_URL", ""),
-        broker_url=env.get("OBLIVIO_BROKER_URL", ""),
-    )
+            redis.Redis.from_url(env["OBLIVIO_BROKER_URL"]).flushdb()
+        if db_port is not None:
+            env["OBLIVIO_DATABASE_URL"] = direct_url.replace(":5432/", f":{db_port}/")
+    env.update(extra_env or {})
+    settings = Settings(home=tmp / "home", database_url=direct_url, broker_url=env.get("OBLIVIO_BROKER_URL", ""))
     upgrade(settings)
     with make_sessionmaker(make_engine(settings)).begin() as session:
         keys = {role: create_api_key(session, name=role.value, role=role)[1] for role in Role}
     logs = tmp / "logs"
     logs.mkdir()
     port = free_port()
-    stack = Stack(url=f"http://127.0.0.1:{port}", env=env, keys=keys, data_root=tmp / "data", logs=logs)
+    stack = Stack(url=f"http://127.0.0.1:{port}", env=env, keys=keys, data_root=tmp / "data", logs=logs,
+                  direct_url=direct_url)
     stack.start("api", "-m", "uvicorn", "service.asgi:app", "--port", str(port), "--log-level", "warning")
-    stack.start("worker", "-m", "worker")
+    for i in range(workers):
+        stack.start(f"worker{i}" if i else "worker", "-m", "worker")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

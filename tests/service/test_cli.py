@@ -135,7 +135,7 @@ def test_models_list_versions_and_promote(cli):
     assert out.splitlines()[1].split() == ["m", "mae", "v1", "train", "proxy"]
     versions = json.loads(cli("models", "versions", "m", "--json")[1])
     assert [(v["version"], v["is_current"]) for v in versions] == [(1, True)]
-    assert cli("models", "versions", "m")[1].splitlines()[1].split()[:4] == ["v1", "*", "-", "published"]
+    assert cli("models", "versions", "m")[1].splitlines()[1].split()[:4] == ["v1", "-", "published", "yes"]
     code, out, _ = cli("models", "promote", "m", "1", role=Role.admin)
     assert code == Exit.OK and out.strip() == "m: current is now v1"
     assert cli("models", "promote", "m", "7", role=Role.admin)[0] == Exit.NOT_FOUND
@@ -145,3 +145,17 @@ def test_models_list_versions_and_promote(cli):
 def test_signing_key_over_http_matches_the_server(cli, api):
     code, out, _ = cli("signing-key", role=Role.auditor)
     assert code == Exit.OK and out == api.client.app.state.signer.public_pem()
+
+
+def test_review_approve_and_reject_and_watch_a_rejected_request(cli, api):
+    api.client.app.state.settings.require_approval = True
+    first = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--json")[1])
+    second = json.loads(cli("submit", "tr-cat-001", "--model", "m", "--json")[1])
+    assert first["status"] == second["status"] == "pending_approval"
+    assert cli("approve", first["id"])[0] == Exit.AUTH  # officers do not review
+    code, out, _ = cli("approve", first["id"], role=Role.reviewer)
+    assert code == Exit.OK and out.startswith(f"request {first['id']} queued")
+    code, out, _ = cli("reject", second["id"], "--reason", "not our data", "--json", role=Role.reviewer)
+    assert code == Exit.OK and json.loads(out)["status"] == "rejected"
+    code, out, _ = cli("watch", second["id"])
+    assert code == Exit.REQUEST_REJECTED == 12 and "status    rejected" in out

@@ -4,7 +4,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.db.enums import Role
+from service.db.enums import FailureReason, Role
+from service.domain.jobs import fail_job
+from service.domain.requests import get_request
 from worker.metrics import WorkerMetrics
 
 
@@ -59,11 +61,8 @@ def test_http_traffic_is_counted_by_route_template_not_raw_path(api):
 
 
 def test_gate_failures_and_failure_reasons_come_from_the_database(api):
-    from service.db.enums import FailureReason
-    from service.domain.jobs import fail_job
-    from service.domain.requests import get_request
-
-    request_id = api.client.post("/unlearn-requests", json={"model": "m", "classes": ["dog"]}, headers=api.as_(Role.officer)).json()["id"]
+    filed = api.client.post("/unlearn-requests", json={"model": "m", "classes": ["dog"]}, headers=api.as_(Role.officer))
+    request_id = filed.json()["id"]
     job_id = get_request(api.session, request_id=request_id).job_id
     fail_job(api.session, job_id=job_id, reason=FailureReason.gate_failed, detail="gate failed: test", actor="test")
     api.session.commit()

@@ -39,12 +39,10 @@ def checkpoint_to_bytes(adapter: Adapter, header: dict[str, Any] | None = None) 
 
 def read_header(data: bytes) -> dict[str, Any]:
     """The Oblivio header of checkpoint bytes, without reading the tensors."""
-    if data[:2] == b"PK" or data[:1] == b"\x80":
-        raise CheckpointError("pickle checkpoints (torch.save) are refused; convert the weights to safetensors")
-    if len(data) < 8:
-        raise CheckpointError("not a safetensors file: shorter than its 8-byte header length")
-    n = int.from_bytes(data[:8], "little")
-    if n > min(len(data) - 8, _MAX_HEADER_BYTES):
+    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 <= n <= min(len(data) - 8, _MAX_HEADER_BYTES):
+        if data[:2] == b"PK" or data[:1] == b"\x80":  # torch.save zip archive or bare pickle stream
+            raise CheckpointError("pickle checkpoints (torch.save) are refused; convert the weights to safetensors")
         raise CheckpointError("not a safetensors file: header length out of range")
     try:
         st_header = json.loads(data[8 : 8 + n])

@@ -1,0 +1,77 @@
+"""Bad input gets the right 4xx with a clear message, and nothing is recorded."""
+
+import json
+
+from sqlalchemy import func, select
+
+from service.db.enums import Role
+from service.db.models import AuditEvent, Job, UnlearnRequest
+
+
+def post(api, payload: bytes | dict, **headers):
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return api.client.post(
+        "/unlearn-requests",
+        content=content,
+        headers={"content-type": "application/json", **api.as_(Role.officer), **headers},
+    )
+
+
+def nothing_recorded(api) -> bool:
+    return all(api.session.scalar(select(func.count()).select_from(t)) == 0 for t in (UnlearnRequest, Job)) and not (
+        api.session.scalar(select(func.count()).where(AuditEvent.action.like("request.%")))
+    )
+
+
+def test_malformed_and_mistyped_bodies(api):
+    cases = {
+        b"": 422,
+        b"{": 422,
+        b"[]": 422,
+        b'"text"': 422,
+        b'{"model": 5, "samples": ["tr-cat-000"]}': 422,
+        b'{"model": "m", "samples": [1, 2]}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "extra": true}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "due_at": "yesterday"}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "config": {"lr": "fast"}}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "config": {"momentum": 0.9}}': 422,
+        b'\xff\xfe{"model": "m"}': 422,
+    }
+    for body, status in cases.items():
+        response = post(api, body)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"] == "ValidationError" and response.json()["detail"]
+    assert nothing_recorded(api)
+
+
+def test_oversized_body_is_413_and_long_lists_are_422(api):
+    settings = api.client.app.state.settings
+    huge = b'{"model": "m", "samples": [' + b",".join([b'"k"'] * (settings.max_body_bytes // 3)) + b"]}"
+    response = post(api, huge)
+    assert response.status_code == 413 and response.json()["error"] == "PayloadTooLarge"
+    too_many = post(api, {"model": "m", "samples": [f"k{i}" for i in range(10_001)]})
+    assert too_many.status_code == 422
+    assert "10000" in json.dumps(too_many.json()["detail"])
+    assert nothing_recorded(api)
+
+
+def test_unicode_oddities_are_named_not_crashed_on(api):
+    odd = ["\u202etr-cat-000", "tr-cat-000\u200b", "🦊", "ｔｒ-cat-000", "tr-cat-000 "]
+    response = post(api, {"model": "m", "samples": odd[:4]})
+    assert response.status_code == 422
+    named = {item["value"] for item in response.json()["detail"]["items"]}
+    assert named == set(odd[:4])
+    assert post(api, {"model": "m", "samples": ["a\u0000b"]}).status_code == 422
+    assert post(api, {"model": "m\u0000", "samples": ["x"]}).status_code == 422
+    assert nothing_recorded(api)
+
+
+def test_bad_ids_and_page_sizes(api):
+    auditor = api.as_(Role.auditor)
+    for path in ("/unlearn-requests/123", "/unlearn-requests/%00", "/jobs/zzz", "/unlearn-requests/" + "f" * 400):
+        assert api.client.get(path, headers=auditor).status_code in (404, 422), path
+    for limit in ("-5", "0", "1000000000000000000000", "1e3"):
+        response = api.client.get("/unlearn-requests", params={"limit": limit}, headers=auditor)
+        assert response.status_code == 422, limit
+    assert api.client.get("/audit-events", params={"after": -1}, headers=auditor).status_code == 422
+    assert api.client.post("/api-keys/99999999999999999999/revoke", headers=api.as_(Role.admin)).status_code == 422
