@@ -127,8 +127,9 @@ def _register(admin: httpx.Client, manifests: dict[str, Path]) -> None:
                 admin.post(f"/datasets/{name}/samples", json={"samples": rows[start : start + 10_000]}).raise_for_status()
     if admin.get(f"/models/{MODEL}").status_code == 404:
         spec = {"name": MODEL, "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}
-        with open(ASSETS / "mae.safetensors", "rb") as checkpoint:
-            admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": checkpoint}).raise_for_status()
+        with open(ASSETS / "mae.safetensors", "rb") as checkpoint, open(ASSETS / "classifier.safetensors", "rb") as features:
+            files = {"checkpoint": checkpoint, "features": features}
+            admin.post("/models", data={"spec": json.dumps(spec)}, files=files).raise_for_status()
         say(f"registered model {MODEL} (version 1 = the demo base generator)")
 
 
@@ -155,37 +156,58 @@ def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) 
 
 def _follow(officer: httpx.Client, request: dict) -> dict:
     label = ", ".join(request["classes"]) or f"{len(request['samples'])} samples"
-    with tqdm(total=1, desc=f"forget {label}", unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=1, desc=f"forget {label}", unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
         while True:
             body = officer.get(f"/unlearn-requests/{request['id']}").json()
-            progress = body["job"]["progress"]
-            if progress["total"]:
+            progress = body["job"]["progress"] if body["job"] else {"total": 0}
+            if progress["total"] and progress["step"] != bar.n:
                 bar.total = progress["total"]
-                bar.n = progress["step"]
+                bar.update(progress["step"] - bar.n)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in progress["losses"].items()} | {"status": body["status"]})
-                bar.refresh()
-            else:
-                bar.set_postfix(status=body["status"])
             if body["status"] in TERMINAL:
+                bar.set_postfix(status=body["status"])
                 return body
             time.sleep(0.5)
 
 
 def _report(admin: httpx.Client, results: list[dict], settings: Settings, url: str, seconds: float) -> None:
     print()
+    reports = settings.home / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    key_file = reports / "signing-key.pem"
+    key_file.write_text(admin.get("/signing-key").text)
     for r in results:
         what = ", ".join(r["classes"]) or f"{len(r['samples'])} samples"
         outcome = f"version {r['result_version']}" if r["status"] == "completed" else f"{r['reason']}: {r['reason_detail']}"
         say(f"request {r['id']} ({what}): {r['status']} -> {outcome}")
+        document = admin.get(f"/unlearn-requests/{r['id']}/report")
+        if document.status_code != 200:
+            continue
+        (reports / f"{r['id']}.json").write_text(json.dumps(document.json(), indent=2))
+        html = admin.get(f"/unlearn-requests/{r['id']}/report", params={"format": "html"}).text
+        (reports / f"{r['id']}.html").write_text(html)
+        _summarise(document.json()["body"])
+        say(f"  signed report: {reports / (r['id'] + '.json')} (HTML next to it); "
+            f"check it: oblivio verify {reports / (r['id'] + '.json')} --public-key {key_file}")
     say(f"versions of {MODEL}:")
     for v in admin.get(f"/models/{MODEL}/versions").json():
         mark = "  <- current" if v["is_current"] else ""
         say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
-    store = settings.artifact_dir / "sha256"
-    say(f"checkpoints (content-addressed): {store}")
+    say(f"checkpoints (content-addressed): {settings.artifact_dir / 'sha256'}")
     say(f"download the current generator: curl -H 'Authorization: Bearer …' {url}/models/{MODEL}/versions/current/checkpoint")
     say(f"database: {settings.database_url}")
     say(f"demo finished in {seconds:.0f} s")
+
+
+def _summarise(body: dict) -> None:
+    """One line per set: feature cosine and PSNR before -> after (mean over the three mask tasks)."""
+    for name, result in body["metrics"].items():
+        before, after = result["before"], result["after"]
+        cos = [sum(m[t]["cosine"] for t in m) / len(m) for m in (before, after)]
+        psnr = [sum(m[t]["psnr"] for t in m) / len(m) for m in (before, after)]
+        say(f"  {name:<9} cosine {cos[0]:.3f} -> {cos[1]:.3f}   PSNR {psnr[0]:.2f} -> {psnr[1]:.2f} dB")
+    gate = body.get("gate") or {}
+    say(f"  gate: {'passed' if gate.get('passed') else 'FAILED'}")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
