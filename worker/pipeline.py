@@ -38,6 +38,7 @@ from service.storage import ArtifactStore, make_store
 from worker.evaluation import check_gate, evaluate_sets
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
+from worker.lease import LeaseKeeper
 from worker.report import build_report, data_read_section, requests_section
 from worker.unlearn import EncoderL2Config, StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
@@ -76,13 +77,18 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     if claim is not Claim.claimed:
         log.info("job %s not run: %s", job_id, claim.value)
         return claim
+    with LeaseKeeper(ctx.sessions, job_id=job_id, owner=ctx.owner, lease_seconds=ctx.settings.lease_seconds) as lease:
+        return _run_claimed(ctx, job_id, lease)
+
+
+def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper) -> str:
     inputs = None
     try:
         with ctx.sessions.begin() as session:
             job = get_job(session, job_id=job_id)
             inputs = gather_inputs(session, job=job, retain_max=ctx.settings.retain_max_images,
                                    eval_max=ctx.settings.eval_max_images)
-        return _run(ctx, inputs)
+        return _run(ctx, inputs, lease)
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
@@ -96,7 +102,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     return "failed"
 
 
-def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
+def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     started = time.perf_counter()
     device = _device(ctx.settings.worker_device)
     base, _header = checkpoint_from_bytes(ctx.store.get(inputs.base_digest))
@@ -109,7 +115,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
     loaded = time.perf_counter()
 
     config = EncoderL2Config.from_dict(inputs.config)
-    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id))
+    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id, lease))
     unlearned = time.perf_counter()
 
     candidate = result.adapter
@@ -170,10 +176,12 @@ def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
                                 actor=ctx.actor, job_id=str(inputs.job_id))
 
 
-def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID):
+def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper):
     last = [0.0]
 
     def on_step(info: StepInfo) -> None:
+        if lease.lost.is_set():
+            raise Stop("lease lost")
         now = time.monotonic()
         if now - last[0] < HEARTBEAT_SECONDS and info.step not in (1, info.total):
             return
