@@ -23,6 +23,7 @@ from ..adapters.base import Adapter
 from ..config import EncoderL2Config
 from ..loop import NonFiniteLoss, StepInfo, UnlearnResult, _check_images, cycled_indices, plan_steps
 from ..losses import noise_images
+from .registry import register_method
 
 
 @dataclass
@@ -177,3 +178,25 @@ def run_objective(
     student.model.eval()
     seconds = time.perf_counter() - started
     return UnlearnResult(adapter=student, history=history, steps=total, seconds=seconds, config=config)
+
+
+def register_objective(
+    name: str,
+    *,
+    trains: Literal["encoder", "generator"],
+    params_class: type,
+    summary: str,
+    needs_teacher: bool,
+    backward: Backward = _backward_sum,
+) -> Callable[[Callable[[object], Objective]], Callable[[object], Objective]]:
+    """Decorator: register method ``name`` whose objective ``make(params)`` runs in :func:`run_objective`."""
+
+    def decorate(make: Callable[[object], Objective]) -> Callable[[object], Objective]:
+        def run(adapter, forget, retain, config, params, on_step) -> UnlearnResult:
+            return run_objective(adapter, forget, retain, config, on_step, objective=make(params), trains=trains,
+                                 needs_teacher=needs_teacher, backward=backward)  # fmt: skip
+
+        register_method(name, trains=trains, params_class=params_class, summary=summary)(run)
+        return make
+
+    return decorate

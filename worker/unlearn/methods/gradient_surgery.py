@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import Batch, Context, hidden_mse, run_objective
-from .registry import register_method
+from .common import Batch, Context, Objective, hidden_mse, register_objective
 
 FORGET_OBJECTIVES = ("encoder_l2", "max_loss")
 
@@ -40,28 +39,6 @@ class GradientSurgeryParams:
             raise ValueError(
                 f"forget_objective must be one of {list(FORGET_OBJECTIVES)}, got {self.forget_objective!r}"
             )
-
-
-def _objective(params: GradientSurgeryParams):
-    def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
-        h = batch.half
-        with torch.no_grad():
-            t_retain = ctx.teacher.encode(batch.x_r, batch.mask_r)  # (B/2, L_vis + 1, D)
-        if params.forget_objective == "encoder_l2":
-            with torch.no_grad():
-                t_noise = ctx.teacher.encode(ctx.noise(h), batch.mask_f)  # same masks as the forget rows
-            z = ctx.student.encode(batch.x, batch.mask)  # (B, L_vis + 1, D)
-            retain = F.mse_loss(z[:h], t_retain)
-            forget = F.mse_loss(z[h:], t_noise)
-            forget_step = ctx.config.alpha * forget  # minimised
-        else:
-            retain = F.mse_loss(ctx.student.encode(batch.x_r, batch.mask_r), t_retain)
-            out = ctx.student.reconstruct(batch.x_f, batch.mask_f).clamp(0, 1)  # (B/2, C, H, W)
-            forget = hidden_mse(out, batch.x_f, ctx.student.hidden_pixels(batch.mask_f))
-            forget_step = -ctx.config.alpha * forget  # ascent
-        return {"loss": retain + forget_step, "retain": retain, "forget": forget, "forget_step": forget_step}
-
-    return objective
 
 
 def project_conflicting(g_f: Tensor, g_r: Tensor) -> tuple[Tensor, bool]:
@@ -92,10 +69,28 @@ def _flat(grad: Tensor | None, param: Tensor) -> Tensor:
     return torch.zeros(param.numel(), device=param.device) if grad is None else grad.reshape(-1).float()
 
 
-@register_method(
-    "gradient_surgery", trains="encoder", params_class=GradientSurgeryParams,
+@register_objective(
+    "gradient_surgery", trains="encoder", params_class=GradientSurgeryParams, needs_teacher=True,
+    backward=_surgery_backward,
     summary="encoder: forget gradient projected off the retain gradient where they conflict",
 )  # fmt: skip
-def gradient_surgery(adapter, forget, retain, config, params: GradientSurgeryParams, on_step):
-    return run_objective(adapter, forget, retain, config, on_step, objective=_objective(params),
-                         trains="encoder", needs_teacher=True, backward=_surgery_backward)
+def gradient_surgery(params: GradientSurgeryParams) -> Objective:
+    def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
+        h = batch.half
+        with torch.no_grad():
+            t_retain = ctx.teacher.encode(batch.x_r, batch.mask_r)  # (B/2, L_vis + 1, D)
+        if params.forget_objective == "encoder_l2":
+            with torch.no_grad():
+                t_noise = ctx.teacher.encode(ctx.noise(h), batch.mask_f)  # same masks as the forget rows
+            z = ctx.student.encode(batch.x, batch.mask)  # (B, L_vis + 1, D)
+            retain = F.mse_loss(z[:h], t_retain)
+            forget = F.mse_loss(z[h:], t_noise)
+            forget_step = ctx.config.alpha * forget  # minimised
+        else:
+            retain = F.mse_loss(ctx.student.encode(batch.x_r, batch.mask_r), t_retain)
+            out = ctx.student.reconstruct(batch.x_f, batch.mask_f).clamp(0, 1)  # (B/2, C, H, W)
+            forget = hidden_mse(out, batch.x_f, ctx.student.hidden_pixels(batch.mask_f))
+            forget_step = -ctx.config.alpha * forget  # ascent
+        return {"loss": retain + forget_step, "retain": retain, "forget": forget, "forget_step": forget_step}
+
+    return objective

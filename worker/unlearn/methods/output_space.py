@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .common import Batch, Context, hidden_mse, hidden_mse_rows, run_objective
-from .registry import NoParams, register_method
+from .common import Batch, Context, Objective, hidden_mse, hidden_mse_rows, register_objective
+from .registry import NoParams
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,11 @@ def _student_fills(ctx: Context, batch: Batch) -> tuple[Tensor, Tensor]:
     return ctx.student.reconstruct(batch.x, batch.mask), ctx.student.hidden_pixels(batch.mask)
 
 
-def _max_loss(params: MaxLossParams):
+@register_objective(
+    "max_loss", trains="generator", params_class=MaxLossParams, needs_teacher=False,
+    summary="whole generator: reconstruction loss minimised on retain rows, maximised on forget rows",
+)  # fmt: skip
+def max_loss(params: MaxLossParams) -> Objective:
     def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
         h = batch.half
         out, hidden = _student_fills(ctx, batch)  # (B, C, H, W), (B, 1, H, W)
@@ -59,48 +63,35 @@ def _max_loss(params: MaxLossParams):
     return objective
 
 
-def _noisy_label(ctx: Context, batch: Batch) -> dict[str, Tensor]:
-    h = batch.half
-    out, hidden = _student_fills(ctx, batch)
-    retain = hidden_mse(out[:h], batch.x_r, hidden[:h])
-    forget = hidden_mse(out[h:], ctx.noise(h), hidden[h:])  # noise image as the forget rows' label
-    return {"loss": retain + ctx.config.alpha * forget, "retain": retain, "forget": forget}
-
-
-def _retain_label(ctx: Context, batch: Batch) -> dict[str, Tensor]:
-    h = batch.half
-    with torch.no_grad():
-        # Teacher on the retain images twice over: under the retain rows' masks (their own target)
-        # and under the forget rows' masks (the forget rows' target), in one pass.
-        target = ctx.teacher.reconstruct(torch.cat([batch.x_r, batch.x_r]), batch.mask)  # (B, C, H, W)
-    out, hidden = _student_fills(ctx, batch)
-    retain = hidden_mse(out[:h], target[:h], hidden[:h])
-    forget = hidden_mse(out[h:], target[h:], hidden[h:])
-    return {"loss": retain + ctx.config.alpha * forget, "retain": retain, "forget": forget}
-
-
-@register_method(
-    "max_loss", trains="generator", params_class=MaxLossParams,
-    summary="whole generator: reconstruction loss minimised on retain rows, maximised on forget rows",
-)  # fmt: skip
-def max_loss(adapter, forget, retain, config, params: MaxLossParams, on_step):
-    return run_objective(adapter, forget, retain, config, on_step, objective=_max_loss(params),
-                         trains="generator", needs_teacher=False)
-
-
-@register_method(
-    "noisy_label", trains="generator", params_class=NoParams,
+@register_objective(
+    "noisy_label", trains="generator", params_class=NoParams, needs_teacher=False,
     summary="whole generator: forget inputs trained to reconstruct noise images",
 )  # fmt: skip
-def noisy_label(adapter, forget, retain, config, params: NoParams, on_step):
-    return run_objective(adapter, forget, retain, config, on_step, objective=_noisy_label,
-                         trains="generator", needs_teacher=False)
+def noisy_label(_params: NoParams) -> Objective:
+    def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
+        h = batch.half
+        out, hidden = _student_fills(ctx, batch)
+        retain = hidden_mse(out[:h], batch.x_r, hidden[:h])
+        forget = hidden_mse(out[h:], ctx.noise(h), hidden[h:])  # noise image as the forget rows' label
+        return {"loss": retain + ctx.config.alpha * forget, "retain": retain, "forget": forget}
+
+    return objective
 
 
-@register_method(
-    "retain_label", trains="generator", params_class=NoParams,
+@register_objective(
+    "retain_label", trains="generator", params_class=NoParams, needs_teacher=True,
     summary="whole generator: forget inputs trained toward the teacher's outputs for retain images",
 )  # fmt: skip
-def retain_label(adapter, forget, retain, config, params: NoParams, on_step):
-    return run_objective(adapter, forget, retain, config, on_step, objective=_retain_label,
-                         trains="generator", needs_teacher=True)
+def retain_label(_params: NoParams) -> Objective:
+    def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
+        h = batch.half
+        with torch.no_grad():
+            # Teacher on the retain images twice over: under the retain rows' masks (their own
+            # target) and under the forget rows' masks (the forget rows' target), in one pass.
+            target = ctx.teacher.reconstruct(torch.cat([batch.x_r, batch.x_r]), batch.mask)  # (B, C, H, W)
+        out, hidden = _student_fills(ctx, batch)
+        retain = hidden_mse(out[:h], target[:h], hidden[:h])
+        forget = hidden_mse(out[h:], target[h:], hidden[h:])
+        return {"loss": retain + ctx.config.alpha * forget, "retain": retain, "forget": forget}
+
+    return objective

@@ -11,23 +11,21 @@ import torch
 from torch import Tensor
 
 from ..losses import encoder_l2
-from .common import Batch, Context, run_objective
-from .registry import NoParams, register_method
+from .common import Batch, Context, Objective, register_objective
+from .registry import NoParams
 
 
-def _random_encoder(ctx: Context, batch: Batch) -> dict[str, Tensor]:
-    h = batch.half
-    with torch.no_grad():
-        t_retain = ctx.teacher.encode(batch.x_r, batch.mask_r)  # (B/2, L_vis + 1, D)
-    z = ctx.student.encode(batch.x, batch.mask)  # (B, L_vis + 1, D)
-    target = ctx.randn_like(z[h:]) * t_retain.std() + t_retain.mean()  # (B/2, L_vis + 1, D)
-    return encoder_l2(z[:h], t_retain, z[h:], target, ctx.config.alpha)
-
-
-@register_method(
-    "random_encoder", trains="encoder", params_class=NoParams,
+@register_objective(
+    "random_encoder", trains="encoder", params_class=NoParams, needs_teacher=True,
     summary="encoder latents of forget inputs pulled to random vectors with the teacher latents' statistics",
 )  # fmt: skip
-def random_encoder(adapter, forget, retain, config, params: NoParams, on_step):
-    return run_objective(adapter, forget, retain, config, on_step, objective=_random_encoder,
-                         trains="encoder", needs_teacher=True)
+def random_encoder(_params: NoParams) -> Objective:
+    def objective(ctx: Context, batch: Batch) -> dict[str, Tensor]:
+        h = batch.half
+        with torch.no_grad():
+            t_retain = ctx.teacher.encode(batch.x_r, batch.mask_r)  # (B/2, L_vis + 1, D)
+        z = ctx.student.encode(batch.x, batch.mask)  # (B, L_vis + 1, D)
+        target = ctx.randn_like(z[h:]) * t_retain.std() + t_retain.mean()  # (B/2, L_vis + 1, D)
+        return encoder_l2(z[:h], t_retain, z[h:], target, ctx.config.alpha)
+
+    return objective
