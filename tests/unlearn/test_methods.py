@@ -171,8 +171,10 @@ def test_random_encoder_pulls_forget_latents_to_the_teacher_latent_mean(setting,
     with torch.no_grad():
         centre = float(base.encode(retain[:64], base.random_mask(64, torch.Generator().manual_seed(5))).mean())
 
-        def spread(adapter, x):
-            return float(F.mse_loss(adapter.encode(x, mask), torch.full_like(adapter.encode(x, mask), centre)))
+    @torch.no_grad()
+    def spread(adapter, x) -> float:
+        z = adapter.encode(x, mask)  # (N, L_vis + 1, D)
+        return float(F.mse_loss(z, torch.full_like(z, centre)))
 
     adapter = runs["random_encoder"].adapter
     before, after = spread(base, forget), spread(adapter, forget)
