@@ -127,6 +127,8 @@ def run_scenario(name: str, spec: dict, base, features, defaults: dict, steps: i
             "method": method, "retain_source": source, "params": params_to_dict(method_params),
             "train_s": round(seconds, 1), "steps": result.steps,
             "final_losses": {k: round(v, 5) for k, v in result.history[-1].losses.items()},
+            "mean_losses": {k: round(sum(h.losses[k] for h in result.history) / result.steps, 5)
+                            for k in result.history[-1].losses},  # gradient surgery: "conflict" = share of steps projected
             "metrics": {s: evaluate(result.adapter, x, features, seed=SEED) for s, x in sets.items()},
         }
         outputs[label] = result.adapter
