@@ -40,9 +40,10 @@ from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
 from worker.report import build_report, data_read_section, requests_section
-from worker.unlearn import EncoderL2Config, StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
+from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
+from worker.unlearn.methods import params_to_dict, parse_method_config, run_method
 
 log = logging.getLogger("oblivio.pipeline")
 HEARTBEAT_SECONDS = 1.0
@@ -114,8 +115,9 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     reference = reads.load(inputs.reference, shape) if inputs.reference else None
     loaded = time.perf_counter()
 
-    config = EncoderL2Config.from_dict(inputs.config)
-    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id, lease))
+    config, params = parse_method_config(inputs.method, inputs.config)
+    on_step = _progress_reporter(ctx, inputs.job_id, lease)
+    result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
     unlearned = time.perf_counter()
 
     candidate = result.adapter
@@ -127,7 +129,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     evaluated = time.perf_counter()
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded, "evaluate_s": evaluated - unlearned}
     history = [{"step": h.step, **h.losses} for h in result.history]
-    report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=result.config.to_dict(),
+    used = {**result.config.to_dict(), "params": params_to_dict(params)}
+    report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=used,
                        metrics=metrics, gate=gate.to_dict(), history=history, figures=figures, device=str(device))
     if not gate.passed:
         failed = ", ".join(f"{c['name']} (value {c['value']}, threshold {c['threshold']})" for c in gate.failures)
@@ -136,7 +139,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
                           timings={**timings, "total_s": time.perf_counter() - started}))
         return "gate_failed"
 
-    data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, result.config.to_dict()))
+    data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, used))
     digest = ctx.store.put(data)
     timings["total_s"] = time.perf_counter() - started
     summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
@@ -223,7 +226,7 @@ def _header_for(inputs: JobInputs, config: dict) -> dict:
         "parent_version": inputs.base_version,
         "job_id": str(inputs.job_id),
         "request_ids": inputs.request_ids,
-        "method": "encoder_l2",
+        "method": inputs.method,
         "mode": inputs.mode.value,
         "unlearn_config": config,
     }
