@@ -1,4 +1,4 @@
-"""The closed vocabularies of the domain, stored as strings with CHECK constraints."""
+"""The closed vocabularies of the domain, stored as short strings (validated by the API and the ORM)."""
 
 from enum import StrEnum
 
