@@ -39,9 +39,11 @@ from worker.evaluation import check_gate, evaluate_sets
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.report import build_report, data_read_section, requests_section
+from worker.teacher_targets import job_targets, warm_next
 from worker.unlearn import EncoderL2Config, StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
+from worker.unlearn.runtime import configure_cpu_threads
 
 log = logging.getLogger("oblivio.pipeline")
 HEARTBEAT_SECONDS = 1.0
@@ -62,6 +64,7 @@ class WorkerContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> "WorkerContext":
         owner = f"{socket.gethostname()}:{os.getpid()}"
+        configure_cpu_threads()
         signer = Signer.from_file(settings.signing_key_file, create=True)
         return cls(settings, make_sessionmaker(make_engine(settings)), make_store(settings), signer, owner)
 
@@ -109,7 +112,9 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
     loaded = time.perf_counter()
 
     config = EncoderL2Config.from_dict(inputs.config)
-    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id))
+    targets = job_targets(ctx.store, inputs, base, reads)
+    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id),
+                            targets=targets)
     unlearned = time.perf_counter()
 
     candidate = result.adapter
@@ -135,8 +140,10 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
     timings["total_s"] = time.perf_counter() - started
     summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
                "final_losses": result.history[-1].losses if result.history else {}}
-    return _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
-                    report=dict(report_args, outcome="published", timings=timings))
+    outcome = _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
+                       report=dict(report_args, outcome="published", timings=timings))
+    warm_next(ctx.store, inputs, candidate.to(device), digest)
+    return outcome
 
 
 def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, summary: dict, report: dict) -> str:
