@@ -1,6 +1,6 @@
 """Throughput and latency of ``POST /unlearn-requests`` next to a bare FastAPI endpoint (the ceiling).
 
-    python -m benchmarks.api [--levels 1 16 64] [--per-client 12]
+    python -m benchmarks.api [--levels 1 16 64] [--per-client 3]
 
 The real stack (tests/e2e/stack.py): uvicorn serving ``service.asgi:app`` on Postgres (a fresh
 database) with Redis as the broker, one process, no worker (requests stay queued; a one-hour
@@ -77,7 +77,7 @@ def wait_up(url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api", description=__doc__.split("\n")[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--per-client", type=int, default=12, help="requests per client (at least 150 per level)")
+    parser.add_argument("--per-client", type=int, default=3, help="requests per client (at least 150 per level)")
     args = parser.parse_args(argv)
     plan = {c: max(150, c * args.per_client) for c in args.levels}
     with tempfile.TemporaryDirectory(prefix="oblivio-bench-api-") as tmp:

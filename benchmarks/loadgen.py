@@ -23,7 +23,7 @@ async def run(url: str, concurrency: int, total: int, headers: dict, keys: list[
     statuses: Counter = Counter()
     queue = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=20) as client:
         async def worker() -> None:
             for i in queue:
                 body = {"model": "bench", "samples": [keys[i]], "classes": []}
