@@ -29,8 +29,9 @@ def _load(name: str) -> dict[str, Any] | None:
 def _where(r: dict[str, Any]) -> str:
     d = r["device"]
     gpu = f", {d['gpu']}" if d.get("gpu") else ""
-    return (f"{d['device']}{gpu}: {d['cpu']}, {d['cpus_available']} CPUs available, {r.get('threads', d['torch_threads'])} "
-            f"torch thread(s), load average {d['load_average_at_start'][0]} at start, {r['measured_at']}")
+    threads = f", {r['threads']} torch thread(s)" if "threads" in r else ""
+    return (f"{d['device']}{gpu}: {d['cpu']}, {d['cpus_available']} CPUs available{threads}, "
+            f"load average {d['load_average_at_start'][0]} at start, {r['measured_at']}")
 
 
 def _met(ok: bool) -> str:
