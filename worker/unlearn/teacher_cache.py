@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from safetensors.torch import load as st_load
@@ -252,8 +252,3 @@ def build_cache(teacher: Adapter, images: Tensor, keys: list[str], spec: BankSpe
     targets = targets.view(len(images), k, *targets.shape[1:])  # (N, K, T, D)
     return CachedTargets(key, keys, bank.masks, targets, bank.noise_masks, noise_targets)
 
-
-def describe(cache: CachedTargets) -> dict[str, Any]:
-    """A summary for reports and benchmarks: the key, row counts and size in bytes."""
-    return {"key": dataclasses.asdict(cache.key), "images": len(cache), "draws_per_image": cache.draws_per_image,
-            "noise_size": cache.noise_size, "bytes": cache.nbytes}  # fmt: skip
