@@ -43,6 +43,7 @@ class JobInputs:
     feature_net_digest: str | None
     gate_overrides: dict
     mode: Mode
+    method: str
     config: dict
     training_dataset: str
     forget: Part
@@ -111,6 +112,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         feature_net_digest=model.feature_net_digest,
         gate_overrides=dict(model.gate_thresholds or {}),
         mode=job.mode,
+        method=job.method.value,
         config=dict(job.config),
         training_dataset=training.name,
         forget=Part(training.name, forget_records),

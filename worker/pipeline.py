@@ -38,11 +38,13 @@ from service.storage import ArtifactStore, make_store
 from worker.evaluation import check_gate, evaluate_sets
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
+from worker.lease import LeaseKeeper
 from worker.report import build_report, data_read_section, requests_section
 from worker.teacher_targets import job_targets, warm_next
-from worker.unlearn import EncoderL2Config, StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
+from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
+from worker.unlearn.methods import params_to_dict, parse_method_config, run_method
 from worker.unlearn.runtime import configure_cpu_threads
 
 log = logging.getLogger("oblivio.pipeline")
@@ -79,13 +81,18 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     if claim is not Claim.claimed:
         log.info("job %s not run: %s", job_id, claim.value)
         return claim
+    with LeaseKeeper(ctx.sessions, job_id=job_id, owner=ctx.owner, lease_seconds=ctx.settings.lease_seconds) as lease:
+        return _run_claimed(ctx, job_id, lease)
+
+
+def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper) -> str:
     inputs = None
     try:
         with ctx.sessions.begin() as session:
             job = get_job(session, job_id=job_id)
             inputs = gather_inputs(session, job=job, retain_max=ctx.settings.retain_max_images,
                                    eval_max=ctx.settings.eval_max_images)
-        return _run(ctx, inputs)
+        return _run(ctx, inputs, lease)
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
@@ -99,7 +106,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> str:
     return "failed"
 
 
-def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
+def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     started = time.perf_counter()
     device = _device(ctx.settings.worker_device)
     base, _header = checkpoint_from_bytes(ctx.store.get(inputs.base_digest))
@@ -111,10 +118,13 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
     reference = reads.load(inputs.reference, shape) if inputs.reference else None
     loaded = time.perf_counter()
 
-    config = EncoderL2Config.from_dict(inputs.config)
-    targets = job_targets(ctx.store, inputs, base, reads)
-    result = run_unlearning(base, forget, retain, config, on_step=_progress_reporter(ctx, inputs.job_id),
-                            targets=targets)
+    config, params = parse_method_config(inputs.method, inputs.config)
+    on_step = _progress_reporter(ctx, inputs.job_id, lease)
+    targets = job_targets(ctx.store, inputs, base, reads) if inputs.method == "encoder_l2" else None
+    if targets is not None:  # encoder-L2 on the version's cached teacher targets
+        result = run_unlearning(base, forget, retain, config, on_step, targets=targets)
+    else:
+        result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
     unlearned = time.perf_counter()
 
     candidate = result.adapter
@@ -126,7 +136,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
     evaluated = time.perf_counter()
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded, "evaluate_s": evaluated - unlearned}
     history = [{"step": h.step, **h.losses} for h in result.history]
-    report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=result.config.to_dict(),
+    used = {**result.config.to_dict(), "params": params_to_dict(params)}
+    report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=used,
                        metrics=metrics, gate=gate.to_dict(), history=history, figures=figures, device=str(device))
     if not gate.passed:
         failed = ", ".join(f"{c['name']} (value {c['value']}, threshold {c['threshold']})" for c in gate.failures)
@@ -135,7 +146,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs) -> str:
                           timings={**timings, "total_s": time.perf_counter() - started}))
         return "gate_failed"
 
-    data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, result.config.to_dict()))
+    data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, used))
     digest = ctx.store.put(data)
     timings["total_s"] = time.perf_counter() - started
     summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
@@ -177,10 +188,12 @@ def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
                                 actor=ctx.actor, job_id=str(inputs.job_id))
 
 
-def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID):
+def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper):
     last = [0.0]
 
     def on_step(info: StepInfo) -> None:
+        if lease.lost.is_set():
+            raise Stop("lease lost")
         now = time.monotonic()
         if now - last[0] < HEARTBEAT_SECONDS and info.step not in (1, info.total):
             return
@@ -222,7 +235,7 @@ def _header_for(inputs: JobInputs, config: dict) -> dict:
         "parent_version": inputs.base_version,
         "job_id": str(inputs.job_id),
         "request_ids": inputs.request_ids,
-        "method": "encoder_l2",
+        "method": inputs.method,
         "mode": inputs.mode.value,
         "unlearn_config": config,
     }

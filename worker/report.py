@@ -92,7 +92,7 @@ def build_report(
         "outcome": outcome,
         "error": error,
         "job": {
-            "id": str(inputs.job_id), "model": inputs.model, "family": inputs.family, "method": "encoder_l2",
+            "id": str(inputs.job_id), "model": inputs.model, "family": inputs.family, "method": inputs.method,
             "mode": inputs.mode.value, "attempt": inputs.attempt, "config": config,
         },
         "requests": requests,

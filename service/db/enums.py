@@ -1,4 +1,4 @@
-"""The closed vocabularies of the domain, stored as strings with CHECK constraints."""
+"""The closed vocabularies of the domain, stored as short strings (validated by the API and the ORM)."""
 
 from enum import StrEnum
 
@@ -49,7 +49,14 @@ class Mode(StrEnum):
 
 
 class Method(StrEnum):
+    """Unlearning methods (ALGORITHM.md §2–§4); the worker's registry has one entry per member."""
+
     encoder_l2 = "encoder_l2"
+    max_loss = "max_loss"
+    noisy_label = "noisy_label"
+    retain_label = "retain_label"
+    random_encoder = "random_encoder"
+    gradient_surgery = "gradient_surgery"
 
 
 class VersionStatus(StrEnum):

@@ -99,6 +99,15 @@ def heartbeat(
     return has_live_requests(session, job_id=job_id)
 
 
+def extend_lease(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int) -> bool:
+    """Extend this worker's lease without touching progress; False if it no longer holds the job."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None or job.status is not JobStatus.running or job.lease_owner != owner:
+        return False
+    job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    return True
+
+
 def has_live_requests(session: Session, *, job_id: uuid.UUID) -> bool:
     return bool(_live_requests(session, job_id=job_id))
 

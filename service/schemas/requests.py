@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from service.db.enums import JobStatus, Method, Mode, RequestStatus
 from service.schemas.common import Strict
@@ -35,9 +35,27 @@ class RequestCreate(Strict):
             "examples": [
                 {"model": "fmnist-mae", "classes": ["trouser"], "external_id": "dsr-2026-0042"},
                 {"model": "fmnist-mae", "samples": ["fmnist-train-00017", "fmnist-train-00021"]},
+                {"model": "fmnist-mae", "classes": ["bag"], "method": "gradient_surgery",
+                 "config": {"params": {"forget_objective": "encoder_l2"}}},
             ]
         }
     )
+
+    @model_validator(mode="after")
+    def _params_fit_the_method(self) -> "RequestCreate":
+        if self.config is None or self.config.params is None:
+            return self
+        schema = METHOD_PARAMS[self.method]
+        try:
+            checked = schema.model_validate(self.config.params)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in err.errors())
+            known = list(schema.model_fields) or "none"
+            raise ValueError(
+                f"config.params do not fit method {self.method.value!r} ({problems}); its parameters: {known}"
+            ) from None
+        self.config.params = checked.model_dump(exclude_none=True)
+        return self
 
 
 class Progress(BaseModel):
@@ -85,6 +103,33 @@ class Rejection(Strict):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(description="Why the request is rejected.")
 
 
+class NoParams(Strict):
+    """A method without parameters of its own."""
+
+
+class MaxLossParams(Strict):
+    forget_bound: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Cap on each forget row's ascended reconstruction error (a hinge)."
+    )
+
+
+class GradientSurgeryParams(Strict):
+    forget_objective: Literal["encoder_l2", "max_loss"] = Field(
+        "encoder_l2", description="Forget objective whose gradient is projected: encoder-L2 forget term or gradient ascent."
+    )
+
+
+# Per-method parameters; checked again by the worker's method registry.
+METHOD_PARAMS: dict[Method, type[Strict]] = {
+    Method.encoder_l2: NoParams,
+    Method.max_loss: MaxLossParams,
+    Method.noisy_label: NoParams,
+    Method.retain_label: NoParams,
+    Method.random_encoder: NoParams,
+    Method.gradient_surgery: GradientSurgeryParams,
+}
+
+
 class UnlearnOverrides(Strict):
     """Per-request overrides of the model's unlearning defaults; checked again by the worker's config."""
 
@@ -97,6 +142,11 @@ class UnlearnOverrides(Strict):
     grad_clip: float | None = Field(None, gt=0)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    params: dict[str, Any] | None = Field(
+        None,
+        description="Parameters of the request's `method`: max_loss takes forget_bound, gradient_surgery takes "
+        "forget_objective; the other methods take none.",
+    )
 
 
 RequestCreate.model_rebuild()

@@ -124,3 +124,28 @@ def assert_no_forget_images(html: str, body: dict, data_root) -> None:
     forget_hashes = {s["sha256"] for r in body["requests"] for s in r["samples"]}
     assert all(f["set"] == "retain" and not set(f["sample_keys"]) & forget_keys for f in figures)
     assert not {hashlib.sha256(e).hexdigest() for e in embedded} & forget_hashes
+
+
+def test_a_chosen_method_runs_and_is_recorded(tmp_path):
+    """A non-default method (a full-model baseline with a parameter) goes through the same pipeline."""
+    stack = launch("embedded", tmp_path)
+    try:
+        base = register_demo_data(stack, gate={k: None for k in TINY_GATE})
+        officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
+        body = {"model": "tiny", "samples": ["tr-square-000"], "method": "max_loss",
+                "config": {"max_steps": 20, "params": {"forget_bound": 0.5}}}  # fmt: skip
+        created = officer.post("/unlearn-requests", json=body)
+        assert created.status_code == 201, created.text
+        final, _ = follow(auditor, created.json()["id"])
+        assert final["status"] == "completed", (final, stack.log_tail())
+        assert final["method"] == "max_loss"
+        new, header = checkpoint_from_bytes(auditor.get("/models/tiny/versions/current/checkpoint").content)
+        assert header["method"] == "max_loss" and header["unlearn_config"]["params"] == {"forget_bound": 0.5}
+        assert header["unlearn_config"]["max_steps"] == 20
+        old, _ = checkpoint_from_bytes(base)
+        old_sd, new_sd = old.state_dict(), new.state_dict()
+        assert not torch.equal(old_sd["decoder_pred.weight"], new_sd["decoder_pred.weight"])  # whole generator
+        job = auditor.get(f"/unlearn-requests/{final['id']}/report").json()["body"]["job"]
+        assert job["method"] == "max_loss" and job["config"]["params"] == {"forget_bound": 0.5}
+    finally:
+        stack.stop()

@@ -16,7 +16,7 @@ def fashion_mnist() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     from worker.fashion_mnist import read_idx_split
 
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian package dataset-fashion-mnist is not installed")
+        pytest.fail("Debian package dataset-fashion-mnist is not installed: run scripts/ensure-dataset.sh")
     splits = {}
     for split in ("train", "test"):
         images, labels = read_idx_split(FASHION_MNIST, split)

@@ -166,3 +166,25 @@ def test_wrong_image_shape_is_a_clear_error(family: str) -> None:
     c, h, w = base.image_shape
     with pytest.raises(ValueError, match="forget must be"):
         run_unlearning(base, torch.rand(2, c, h + 1, w), make_images(base, 4, 1), SHORT)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_reconstruct_is_generate_before_clamping_and_copying(family: str) -> None:
+    adapter = make_tiny(family)
+    imgs = make_images(adapter, 3, seed=4)
+    mask = adapter.random_mask(3, torch.Generator().manual_seed(1))
+    out = adapter.reconstruct(imgs, mask)  # (N, C, H, W), differentiable
+    hidden = adapter.hidden_pixels(mask)
+    assert torch.equal(torch.where(hidden, out.detach().clamp(0, 1), imgs), adapter.generate(imgs, mask))
+    out.square().mean().backward()
+    grads = {name: p.grad for name, p in adapter.model.named_parameters() if name not in adapter.fixed_keys}
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads.values())  # encoder and decoder
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generator_parameters_are_everything_but_the_fixed_tables(family: str) -> None:
+    adapter = make_tiny(family)
+    names = {id(p): n for n, p in adapter.model.named_parameters()}
+    trained = {names[id(p)] for p in adapter.generator_parameters()}
+    assert trained == set(names.values()) - adapter.fixed_keys
+    assert {names[id(p)] for p in adapter.encoder_parameters()} < trained

@@ -8,13 +8,14 @@ import pytest
 import worker.fashion_mnist as fm
 from worker.unlearn.data import load_images, read_manifest
 
-needs_package = pytest.mark.skipif(
-    not (fm.DEFAULT_SOURCE / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason="Debian package dataset-fashion-mnist is not installed",
-)
 
 
-@needs_package
+@pytest.fixture(autouse=True)
+def _needs_package():
+    if not (fm.DEFAULT_SOURCE / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.fail("Debian package dataset-fashion-mnist is not installed: run scripts/ensure-dataset.sh")
+
+
 def test_read_idx_split_shapes_and_labels():
     images, labels = fm.read_idx_split(fm.DEFAULT_SOURCE, "test")
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
@@ -29,7 +30,6 @@ def test_class_names_are_the_ten_fashion_mnist_classes():
     )  # fmt: skip
 
 
-@needs_package
 def test_export_writes_pngs_and_manifests(tmp_path):
     manifests = fm.export(tmp_path, limit_per_class=3)
     assert manifests == {"train": tmp_path / "train.jsonl", "test": tmp_path / "test.jsonl"}
@@ -47,7 +47,6 @@ def test_export_writes_pngs_and_manifests(tmp_path):
     assert len(read_manifest(tmp_path / "train.jsonl")) == 30
 
 
-@needs_package
 def test_second_export_does_nothing(tmp_path, monkeypatch):
     fm.export(tmp_path, limit_per_class=1)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
@@ -60,7 +59,6 @@ def test_second_export_does_nothing(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
 
 
-@needs_package
 def test_incomplete_export_is_redone(tmp_path):
     fm.export(tmp_path, limit_per_class=1)
     lines = (tmp_path / "test.jsonl").read_text().splitlines()
@@ -77,7 +75,6 @@ def test_missing_package_says_how_to_install(tmp_path, capsys):
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
 
 
-@needs_package
 def test_command_line_export(tmp_path, capsys):
     assert fm.main(["export", "--out", str(tmp_path), "--limit-per-class", "2"]) == 0
     assert len(read_manifest(tmp_path / "train.jsonl")) == 20

@@ -72,7 +72,6 @@ def test_fit_restores_the_callers_thread_count():
     assert torch.get_num_threads() == 2
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="the demo classifier checkpoint is not built")
 def test_shipped_classifier_is_small_and_accurate(fashion_mnist):
     assert SHIPPED.stat().st_size < 1_000_000
     net = load_feature_net(SHIPPED)

@@ -23,7 +23,8 @@ class Adapter(ABC):
         family: registry name.
         config_class: the frozen dataclass of the family's architecture (has ``from_dict``/``to_dict``).
         encoder_prefixes: state-dict key prefixes that make up the encoder ``E``.
-        fixed_keys: encoder keys that are constants, never trained (e.g. sin-cos position tables).
+        fixed_keys: keys of constants that are never trained (e.g. sin-cos position tables), wherever
+            they sit; no method ever puts them in an optimiser.
     """
 
     family: ClassVar[str]
@@ -62,6 +63,13 @@ class Adapter(ABC):
             if self.is_encoder_key(name) and name not in self.fixed_keys
         ]
 
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter of the whole generator (all keys minus ``fixed_keys``), in module order.
+
+        Only the full-model baselines of ALGORITHM.md §3 train these; encoder-L2 never does.
+        """
+        return [p for name, p in self.model.named_parameters() if name not in self.fixed_keys]
+
     def freeze_non_encoder(self) -> None:
         """Set ``requires_grad`` True on the trainable encoder parameters, False on everything else."""
         trainable = {id(p) for p in self.encoder_parameters()}
@@ -80,6 +88,14 @@ class Adapter(ABC):
     @abstractmethod
     def encode(self, imgs: Tensor, mask: Tensor) -> Tensor:
         """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> latent E(T(x)) of shape (N, L_vis + 1, D)."""
+
+    @abstractmethod
+    def reconstruct(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """(N, C, H, W) decoder output in pixel units everywhere, differentiable and not clamped.
+
+        The training-time view of ``generate``: the baselines that train the whole generator take
+        their losses on it (on the hidden pixels).
+        """
 
     @abstractmethod
     def generate(self, imgs: Tensor, mask: Tensor) -> Tensor:

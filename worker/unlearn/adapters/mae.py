@@ -199,7 +199,7 @@ class MAEAdapter(Adapter):
 
     config_class = MAEConfig
     encoder_prefixes = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")
-    fixed_keys = frozenset({"pos_embed"})
+    fixed_keys = frozenset({"pos_embed", "decoder_pos_embed"})
     model: MaskedAutoencoderViT
 
     def __init__(self, config: MAEConfig, *, seed: int = 0) -> None:
@@ -246,12 +246,16 @@ class MAEAdapter(Adapter):
         self._check(imgs, mask)
         return self.model.forward_encoder(imgs, mask)[0]
 
+    def reconstruct(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """(N, C, H, W) decoder output in [0, 1] pixel units (not clamped), with grad when enabled."""
+        self._check(imgs, mask)
+        pred = self.model(imgs, mask)  # (N, L, p*p*C) normalised
+        return self.model.denormalize(self.model.unpatchify(pred))  # (N, C, H, W)
+
     @torch.no_grad()
     def generate(self, imgs: Tensor, mask: Tensor) -> Tensor:
         """(N, C, H, W) in [0, 1]: decoder output on hidden patches, input pixels elsewhere."""
-        self._check(imgs, mask)
-        pred = self.model(imgs, mask)  # (N, L, p*p*C) normalised
-        out = self.model.denormalize(self.model.unpatchify(pred)).clamp(0, 1)  # (N, C, H, W)
+        out = self.reconstruct(imgs, mask).clamp(0, 1)  # (N, C, H, W)
         return torch.where(self.hidden_pixels(mask), out, imgs)
 
     def hidden_pixels(self, mask: Tensor) -> Tensor:
