@@ -1,0 +1,1 @@
+"""Reproducible speed benchmarks; each writes its numbers to ``benchmarks/results/<name>.json``."""

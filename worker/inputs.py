@@ -54,6 +54,7 @@ class JobInputs:
     reference: Part | None
     retain_manifest_digest: str
     request_ids: list[str]
+    proxy: Part | None = None  # retain-free: the whole proxy set, what the teacher cache covers
 
 
 @dataclass
@@ -122,6 +123,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         reference=reference,
         retain_manifest_digest=digest(sorted([s.sample_key, s.class_label, s.sha256] for s in everything)),
         request_ids=sorted({r for reqs in owners.values() for r in reqs}),
+        proxy=Part(proxy.name, [_record(s) for s in everything]) if job.mode is Mode.retain_free else None,
     )
 
 

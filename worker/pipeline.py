@@ -40,10 +40,12 @@ from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
 from worker.report import build_report, data_read_section, requests_section
-from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
+from worker.teacher_targets import job_targets, warm_next
+from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
 from worker.unlearn.methods import params_to_dict, parse_method_config, run_method
+from worker.unlearn.runtime import configure_cpu_threads
 
 log = logging.getLogger("oblivio.pipeline")
 HEARTBEAT_SECONDS = 1.0
@@ -64,6 +66,7 @@ class WorkerContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> "WorkerContext":
         owner = f"{socket.gethostname()}:{os.getpid()}"
+        configure_cpu_threads()
         signer = Signer.from_file(settings.signing_key_file, create=True)
         return cls(settings, make_sessionmaker(make_engine(settings)), make_store(settings), signer, owner)
 
@@ -117,7 +120,11 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     config, params = parse_method_config(inputs.method, inputs.config)
     on_step = _progress_reporter(ctx, inputs.job_id, lease)
-    result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
+    targets = job_targets(ctx.store, inputs, base, reads) if inputs.method == "encoder_l2" else None
+    if targets is not None:  # encoder-L2 on the version's cached teacher targets
+        result = run_unlearning(base, forget, retain, config, on_step, targets=targets)
+    else:
+        result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
     unlearned = time.perf_counter()
 
     candidate = result.adapter
@@ -144,8 +151,10 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     timings["total_s"] = time.perf_counter() - started
     summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
                "final_losses": result.history[-1].losses if result.history else {}}
-    return _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
-                    report=dict(report_args, outcome="published", timings=timings))
+    outcome = _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
+                       report=dict(report_args, outcome="published", timings=timings))
+    warm_next(ctx.store, inputs, candidate.to(device), digest)
+    return outcome
 
 
 def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, summary: dict, report: dict) -> str:

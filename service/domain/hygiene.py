@@ -16,7 +16,7 @@ from service.storage import ArtifactStore
 
 
 def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: int, actor: str) -> list[ModelVersion]:
-    """Delete checkpoint files of versions superseded longer than the grace period ago."""
+    """Delete checkpoint files (and what was derived from them) of versions superseded longer than the grace period ago."""
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     due = list(
         session.scalars(
@@ -35,6 +35,7 @@ def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: i
         )
         if still_used is None:
             store.delete(version.checkpoint_digest)
+            store.delete_derived(version.checkpoint_digest)
         gone = not store.exists(version.checkpoint_digest)
         version.status, version.purged_at = VersionStatus.purged, utcnow()
         model = session.get(Model, version.model_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _CHUNK = 1 << 20
 
 
@@ -52,8 +53,33 @@ class LocalArtifactStore:
     def delete(self, digest: str) -> None:
         self.local_path(digest).unlink(missing_ok=True)
 
+    def derived_path(self, digest: str, name: str) -> Path:
+        """Where an artifact derived from blob ``digest`` lives (e.g. a checkpoint's teacher cache)."""
+        if not _NAME.match(name):
+            raise ValueError(f"not a derived artifact name: {name!r}")
+        return self.local_path(digest).with_name(f"{digest}.derived") / name
+
+    def put_derived(self, digest: str, name: str, data: bytes) -> None:
+        """Store ``data`` next to blob ``digest`` under ``name`` (atomic replace); gone with the blob's purge."""
+        self._write(self.derived_path(digest, name), lambda f: f.write(data))
+
+    def get_derived(self, digest: str, name: str) -> bytes | None:
+        path = self.derived_path(digest, name)
+        return path.read_bytes() if path.is_file() else None
+
+    def delete_derived(self, digest: str) -> None:
+        """Delete every artifact derived from blob ``digest``."""
+        folder = self.local_path(digest).with_name(f"{digest}.derived")
+        for path in folder.glob("*"):
+            path.unlink(missing_ok=True)
+        if folder.is_dir():
+            folder.rmdir()
+
     def _publish(self, digest: str, write) -> None:
-        target = self.local_path(digest)
+        self._write(self.local_path(digest), write)
+
+    @staticmethod
+    def _write(target: Path, write) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
             write(tmp)

@@ -93,12 +93,17 @@ def test_purge_removes_superseded_files_after_the_grace_period(api):
     digest_v2 = store.put(b"version two bytes")
     publish(api.session, model=model, parent_version=1, job_id=None, digest=digest_v2, size=17, request_ids=[],
             metrics={}, actor="test")
+    store.put_derived(v1.checkpoint_digest, "teacher-cache-v1", b"targets of v1")
+    store.put_derived(digest_v2, "teacher-cache-v2", b"targets of v2")
     assert v1.status is VersionStatus.superseded and store.exists(v1.checkpoint_digest)
     assert purge_superseded(api.session, store=store, grace_seconds=3600, actor="test") == []
     assert store.exists(v1.checkpoint_digest)
+    assert store.get_derived(v1.checkpoint_digest, "teacher-cache-v1") == b"targets of v1"
     purged = purge_superseded(api.session, store=store, grace_seconds=0, actor="test")
     assert [v.version for v in purged] == [1]
     assert not store.exists(v1.checkpoint_digest) and store.exists(digest_v2)
+    assert store.get_derived(v1.checkpoint_digest, "teacher-cache-v1") is None  # derived from v1: purged with it
+    assert store.get_derived(digest_v2, "teacher-cache-v2") == b"targets of v2"
     assert v1.status is VersionStatus.purged
     api.session.commit()
     events = api.client.get("/audit-events", params={"subject": "model:m", "limit": 100}, headers=api.as_(Role.auditor))

@@ -10,6 +10,11 @@ random (sampling, masks, noise):
 3. teacher targets (frozen clone, eval, no_grad): E0(T(x_r)) for retain rows, E0(T(n)) for
    forget rows, nothing else (no teacher output the loss would discard);
 4. student E(T(x)) on all rows in one pass, loss = retain + alpha * forget, step on encoder only.
+
+With ``targets`` (teacher_cache.py) the masks and noise come from a fixed bank instead: each retain
+row draws one of its image's ``K`` bank masks, each forget row the next entry of the noise bank
+(its mask and its teacher target), and step 3 becomes a lookup when the targets are cached. Then
+the step is the student's forward and backward and nothing else (the floor).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import Tensor
 from .adapters.base import Adapter
 from .config import EncoderL2Config
 from .losses import encoder_l2, noise_images
+from .teacher_cache import Targets
 
 
 class NonFiniteLoss(RuntimeError):
@@ -68,21 +74,26 @@ def run_unlearning(
     retain: Tensor,
     config: EncoderL2Config,
     on_step: Callable[[StepInfo], None] | None = None,
+    *,
+    targets: Targets | None = None,
 ) -> UnlearnResult:
     """Unlearn ``forget`` from ``adapter``'s encoder while keeping it unchanged on ``retain``.
 
     forget: (N_f, C, H, W), retain: (N_r, C, H, W), floats in [0, 1]. ``adapter`` is not modified;
     the result holds a new adapter (the student) whose non-encoder tensors are bit-identical to the
     base. Raises NonFiniteLoss on a NaN/inf loss or weight, ValueError on malformed inputs.
+    ``targets``: teacher targets over a fixed bank for exactly the rows of ``retain`` (cached or
+    live, see teacher_cache.py); without it masks and noise are drawn fresh and the teacher runs
+    every step.
     """
     _check_images("forget", forget, adapter.image_shape)
     _check_images("retain", retain, adapter.image_shape)
+    if targets is not None and len(targets) != len(retain):
+        raise ValueError(f"targets cover {len(targets)} retain rows, retain has {len(retain)}")
     started = time.perf_counter()
     device = adapter.device
     gen = torch.Generator().manual_seed(config.seed)  # the only source of randomness of the run
 
-    teacher = adapter.clone()
-    teacher.model.eval().requires_grad_(False)
     student = adapter.clone()
     student.freeze_non_encoder()
     student.model.train()
@@ -94,6 +105,12 @@ def run_unlearning(
     total = plan_steps(len(forget), len(retain), config)
     forget_ids = cycled_indices(len(forget), total * half, gen)  # (steps * B/2,)
     retain_ids = cycled_indices(len(retain), total * half, gen)
+    if targets is None:
+        teacher = adapter.clone()
+        teacher.model.eval().requires_grad_(False)
+    else:
+        bank_draws = torch.randint(targets.draws_per_image, (total * half,), generator=gen)  # (steps * B/2,)
+        noise_ids = cycled_indices(targets.noise_size, total * half, gen)  # each noise entry once per pass
     cfg = adapter.config
     mean, std = torch.tensor(cfg.pixel_mean), torch.tensor(cfg.pixel_std)  # (C,) fixed per model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -103,12 +120,18 @@ def run_unlearning(
         rows = slice(step * half, (step + 1) * half)
         x_r = retain[retain_ids[rows]].to(device)  # (B/2, C, H, W)
         x_f = forget[forget_ids[rows]].to(device)  # (B/2, C, H, W)
-        mask = student.random_mask(2 * half, gen)  # (B, L): retain rows first, then forget rows
-        noise = noise_images(half, mean, std, adapter.image_shape, gen).to(device)  # (B/2, C, H, W)
         with autocast:
-            with torch.no_grad():
-                t_retain = teacher.encode(x_r, mask[:half])  # (B/2, L_vis + 1, D)
-                t_noise = teacher.encode(noise, mask[half:])  # same masks as the forget rows
+            if targets is None:
+                mask = student.random_mask(2 * half, gen)  # (B, L): retain rows first, then forget rows
+                noise = noise_images(half, mean, std, adapter.image_shape, gen).to(device)  # (B/2, C, H, W)
+                with torch.no_grad():
+                    t_retain = teacher.encode(x_r, mask[:half])  # (B/2, L_vis + 1, D)
+                    t_noise = teacher.encode(noise, mask[half:])  # same masks as the forget rows
+            else:
+                m_r, t_retain = targets.retain(retain_ids[rows], bank_draws[rows])  # (B/2, L), (B/2, L_vis + 1, D)
+                m_f, t_noise = targets.noise(noise_ids[rows])  # the forget rows borrow the noise entries' masks
+                mask = torch.cat([m_r, m_f]).to(device)  # (B, L)
+                t_retain, t_noise = t_retain.to(device, torch.float32), t_noise.to(device, torch.float32)
             z = student.encode(torch.cat([x_r, x_f]), mask)  # (B, L_vis + 1, D)
             terms = encoder_l2(z[:half], t_retain, z[half:], t_noise, config.alpha)
         losses = {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,232 @@
+"""Time per unlearning step: the reference loop, ours (cached teacher targets), and the floor.
+
+    python -m benchmarks.engine [--batch 64] [--steps 15] [--rounds 3] [--device cpu] [--threads N]
+
+Same model (the committed demo MAE), same data (forget: Fashion-MNIST training images of class 1;
+retain side: the test split minus that class, the proxy set), same batch size and masks ratio:
+
+(a) reference: a faithful reimplementation of the reference loop's compute per step: teacher in
+    fp32 on the real input of *every* row and on a noise input of every row (noise with the batch's
+    mean and std), each term then multiplied by a row mask (half the teacher work discarded),
+    explicit softmax attention (timm's ``Attention`` of the reference code) in teacher and student;
+(b) ours: ``run_unlearning`` with cached targets (lookups, no teacher pass; fused attention; bf16
+    autocast on CUDA);
+(c) floor: the student's forward, backward and optimizer step on the same batch and masks, loss
+    against a constant target: what any training step costs. ``floor_fwd_bwd`` also reports it
+    without the optimizer step.
+
+The three are interleaved in ``rounds`` so machine load hits them alike; each number is the median
+step time. Writes benchmarks/results/engine[-<device>].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmarks.common import DEMO, FASHION_MNIST, device_info, median, write_result
+from worker.fashion_mnist import read_idx_split
+from worker.unlearn import Adapter, EncoderL2Config, load_checkpoint, run_unlearning
+from worker.unlearn.adapters.vit import Attention
+from worker.unlearn.runtime import configure_cpu_threads
+from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
+
+FORGET_CLASS = 1
+
+
+def load_data() -> tuple[Tensor, Tensor]:
+    """forget (6000, 1, 28, 28): training images of FORGET_CLASS; proxy (9000, 1, 28, 28): test split minus it."""
+    def split(name: str) -> tuple[Tensor, Tensor]:
+        images, labels = read_idx_split(FASHION_MNIST, name)
+        return torch.from_numpy(images.copy()).unsqueeze(1).float() / 255.0, torch.from_numpy(labels.astype("int64"))
+
+    (train_x, train_y), (test_x, test_y) = split("train"), split("test")
+    return train_x[train_y == FORGET_CLASS], test_x[test_y != FORGET_CLASS]
+
+
+def explicit_attention(self: Attention, x: Tensor) -> Tensor:
+    """timm's (reference-era) attention: softmax(q k^T / sqrt(d)) v, materialised. x: (B, L, D)."""
+    b, n, d = x.shape
+    h = self.num_heads
+    q, k, v = self.qkv(x).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, L, D/h)
+    attn = ((q @ k.transpose(-2, -1)) * (d // h) ** -0.5).softmax(dim=-1)  # (B, h, L, L)
+    return self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))  # (B, L, D)
+
+
+def with_explicit_attention(adapter: Adapter) -> Adapter:
+    for module in adapter.model.modules():
+        if isinstance(module, Attention):
+            module.forward = types.MethodType(explicit_attention, module)
+    return adapter
+
+
+class Batches:
+    """The same sequence of (retain rows, forget rows) for every variant: B/2 + B/2 images per step."""
+
+    def __init__(self, forget: Tensor, proxy: Tensor, half: int, seed: int = 0) -> None:
+        self.forget, self.proxy, self.half = forget, proxy, half
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def next(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        r = torch.randint(len(self.proxy), (self.half,), generator=self.gen)
+        f = torch.randint(len(self.forget), (self.half,), generator=self.gen)
+        return self.proxy[r].to(device), self.forget[f].to(device)  # 2 x (B/2, C, H, W)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reference_steps(base: Adapter, batches: Batches, config: EncoderL2Config, steps: int) -> list[float]:
+    """(a) Step times of the reference loop (teacher fp32 on real and noise inputs of every row)."""
+    device = base.device
+    teacher = with_explicit_attention(base.clone())
+    teacher.model.eval().requires_grad_(False)
+    student = with_explicit_attention(base.clone())
+    student.freeze_non_encoder()
+    student.model.train()
+    params = student.encoder_parameters()
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    gen = torch.Generator().manual_seed(1)
+    times = []
+    for _ in range(steps + 1):
+        x_r, x_f = batches.next(device)
+        sync(device)
+        started = time.perf_counter()
+        x = torch.cat([x_r, x_f])  # (B, C, H, W)
+        is_forget = torch.cat([torch.zeros(len(x_r)), torch.ones(len(x_f))]).to(device).view(-1, 1, 1)  # (B, 1, 1)
+        mask = student.random_mask(len(x), gen)  # (B, L)
+        noise = (torch.randn(x.shape, generator=gen).to(device) * x.std() + x.mean()).clamp(0, 1)  # batch statistics
+        with torch.no_grad():
+            t_real = teacher.encode(x, mask)  # (B, T, D): every row, the forget rows' then discarded
+            t_noise = teacher.encode(noise, mask)  # (B, T, D): every row, the retain rows' then discarded
+        z = student.encode(x, mask)  # (B, T, D)
+        retain = F.mse_loss(z * (1 - is_forget), t_real * (1 - is_forget))
+        forget = F.mse_loss(z * is_forget, t_noise * is_forget)
+        loss = retain + config.alpha * forget
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError("non-finite reference loss")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync(device)
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def ours_steps(base: Adapter, forget: Tensor, proxy: Tensor, targets, config: EncoderL2Config, steps: int) -> list[float]:
+    """(b) Step times of ``run_unlearning`` with cached targets (intervals between progress callbacks)."""
+    stamps: list[float] = []
+
+    def on_step(_info) -> None:
+        sync(base.device)
+        stamps.append(time.perf_counter())
+
+    run_unlearning(base, forget, proxy, config.replace(max_steps=steps + 1), on_step=on_step, targets=targets)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def floor_steps(base: Adapter, batches: Batches, config: EncoderL2Config, steps: int, optimizer_step: bool) -> list[float]:
+    """(c) Bare student forward + backward (+ optimizer step) on the same batch, masks drawn outside the timer."""
+    device = base.device
+    student = base.clone()
+    student.freeze_non_encoder()
+    student.model.train()
+    optimizer = torch.optim.Adam(student.encoder_parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(1)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    target = None
+    times = []
+    for _ in range(steps + 1):
+        x_r, x_f = batches.next(device)
+        x = torch.cat([x_r, x_f])  # (B, C, H, W)
+        mask = student.random_mask(len(x), gen)  # (B, L)
+        sync(device)
+        started = time.perf_counter()
+        with autocast:
+            z = student.encode(x, mask)  # (B, T, D)
+            target = torch.zeros_like(z, dtype=torch.float32) if target is None else target
+            loss = F.mse_loss(z, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if optimizer_step:
+            optimizer.step()
+        float(loss.detach())
+        sync(device)
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=None, help="rows per step (default: the model's unlearn_defaults)")
+    parser.add_argument("--steps", type=int, default=15, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared CPU more threads spin-wait; 0 = CPUs available)")
+    args = parser.parse_args(argv)
+    threads = configure_cpu_threads(args.threads or None)
+    device = torch.device(args.device)
+
+    base, header = load_checkpoint(DEMO / "mae.safetensors")
+    base = base.to(device)
+    config = EncoderL2Config.from_dict(header["unlearn_defaults"])
+    config = config.replace(batch_size=args.batch) if args.batch else config
+    forget, proxy = load_data()
+    spec = BankSpec()
+    started = time.perf_counter()
+    cache = build_cache(base, proxy, [str(i) for i in range(len(proxy))], spec, CacheKey.for_bank("demo", "proxy", spec))
+    build_s = time.perf_counter() - started
+    targets = cache.to(device)
+
+    half = config.batch_size // 2
+    ref_batches, floor_batches, bare_batches = (Batches(forget, proxy, half) for _ in range(3))
+    times: dict[str, list[float]] = {"reference": [], "ours": [], "floor": [], "floor_fwd_bwd": []}
+    for r in range(args.rounds):
+        times["reference"] += reference_steps(base, ref_batches, config, args.steps)
+        times["ours"] += ours_steps(base, forget, proxy, targets, config.replace(seed=r), args.steps)
+        times["floor"] += floor_steps(base, floor_batches, config, args.steps, optimizer_step=True)
+        times["floor_fwd_bwd"] += floor_steps(base, bare_batches, config, args.steps, optimizer_step=False)
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {median(v) * 1e3:.1f} ms" for k, v in times.items()))
+
+    per_step = {k: median(v) for k, v in times.items()}
+    result = {
+        "device": device_info(str(device)),
+        "threads": threads,
+        "model": {"name": header.get("name"), "params": sum(p.numel() for p in base.model.parameters()),
+                  "config": base.config.to_dict()},
+        "batch_size": config.batch_size,
+        "steps_timed_per_variant": args.steps * args.rounds,
+        "variants": {k: {"step_ms": round(v * 1e3, 3), "images_per_s": round(config.batch_size / v, 1)}
+                     for k, v in per_step.items()},
+        "ratios": {
+            "reference_over_ours": round(per_step["reference"] / per_step["ours"], 3),
+            "ours_over_floor": round(per_step["ours"] / per_step["floor"], 3),
+            "ours_over_floor_fwd_bwd": round(per_step["ours"] / per_step["floor_fwd_bwd"], 3),
+            "reference_over_floor": round(per_step["reference"] / per_step["floor"], 3),
+        },
+        "teacher_cache": {"build_s": round(build_s, 2), "bytes": cache.nbytes, "images": len(cache),
+                          "draws_per_image": cache.draws_per_image, "noise_size": cache.noise_size,
+                          "dtype": spec.dtype},
+        "targets": {"ours_over_floor_max": 1.15, "reference_over_ours_min": 3.0 if device.type == "cuda" else 2.0},
+    }
+    suffix = "" if device.type == "cpu" else f"-{device.type}"
+    path = write_result(f"engine{suffix}", result)
+    print(f"reference {per_step['reference'] * 1e3:.1f} ms, ours {per_step['ours'] * 1e3:.1f} ms, "
+          f"floor {per_step['floor'] * 1e3:.1f} ms per step of {config.batch_size} on {device}: "
+          f"reference/ours {result['ratios']['reference_over_ours']}, ours/floor {result['ratios']['ours_over_floor']}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
