@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     )
     due_days: int = Field(30, ge=1, description="Days between receipt and legal due date of a request.")
     max_samples_per_request: int = Field(10_000, ge=1, description="Upper bound on sample keys in one request.")
+    api_db_concurrency: int = Field(
+        16, ge=1, le=30,
+        description="Most HTTP requests holding a database transaction at once; the rest wait without holding "
+        "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
+    )
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
     lease_seconds: int = Field(120, ge=5, description="How long a worker holds a job without a heartbeat.")
     batch_window_seconds: float = Field(

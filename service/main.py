@@ -1,5 +1,6 @@
 """create_app(settings) -> FastAPI."""
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
     app.state.signer = Signer.from_file(settings.signing_key_file, create=True)

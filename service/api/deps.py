@@ -1,6 +1,6 @@
 """Dependencies that make handlers read like sentences: SessionDep, CurrentKey, role guards."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -15,7 +15,19 @@ from service.queue import Dispatcher
 from service.storage import ArtifactStore
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """Admission to the database, awaited on the event loop (no thread is held while waiting).
+
+    A transaction's commit runs in a pool thread after the handler returned. If every pool thread
+    were blocked inside other transactions (on the audit chain's lock, or on a free connection),
+    that commit could never run: bounding the transactions in flight below the thread count makes
+    that deadlock impossible and turns overload into queueing.
+    """
+    async with request.app.state.db_slots:
+        yield
+
+
+def get_session(request: Request, _slot: Annotated[None, Depends(db_slot)]) -> Iterator[Session]:
     """One transaction per HTTP request, committed before the response is sent."""
     with request.app.state.sessions() as session:
         try:
