@@ -16,12 +16,13 @@ from worker.unlearn.metrics import TASKS, evaluate
 # Defaults chosen from measurements on the demo model (benchmarks/gate.py -> benchmarks/results/gate.json,
 # explained in README "Publish gate"); a model may override any of them, and null disables a check.
 DEFAULT_GATE: dict[str, float | None] = {
-    "retain_max_psnr_drop": 0.5,  # measured -0.04 (class) / 0.08 (10 samples); max_loss damages 1.1-1.6
-    "retain_max_cosine_drop": 0.02,  # measured -0.003 / -0.0002
-    "forget_min_cosine_drop": 0.05,  # measured 0.142 / 0.097
-    "forget_min_psnr_drop": 2.0,  # measured 5.28 / 4.59
-    "forget_max_cosine_over_reference": 0.02,  # measured -0.001 / -0.098; 0.02 absorbs sampling noise
+    "retain_max_psnr_drop": 0.75,  # measured 0.17 (class) / 0.26 (10 samples); max_loss damages 1.1-1.6
+    "retain_max_cosine_drop": 0.02,  # measured -0.0002 / 0.0006
+    "forget_min_cosine_drop": 0.05,  # measured 0.129 / 0.085
+    "forget_min_psnr_drop": 2.0,  # measured 4.60 / 3.87
+    "forget_max_cosine_over_reference": 0.02,  # measured -0.001 / -0.082; 0.02 absorbs sampling noise
 }
+
 DESCRIPTIONS = {
     "retain_max_psnr_drop": "retain hold-out PSNR (dB, mean over tasks) may drop by at most this much",
     "retain_max_cosine_drop": "retain hold-out feature cosine may drop by at most this much",
