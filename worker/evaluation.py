@@ -16,7 +16,7 @@ from worker.unlearn.metrics import TASKS, evaluate
 # Defaults chosen from measurements on the demo model (benchmarks/gate.py -> benchmarks/results/gate.json,
 # explained in README "Publish gate"); a model may override any of them, and null disables a check.
 DEFAULT_GATE: dict[str, float | None] = {
-    "retain_max_psnr_drop": 0.75,  # measured 0.17 (class) / 0.26 (10 samples); max_loss damages 1.1-1.6
+    "retain_max_psnr_drop": 0.75,  # measured 0.17 (class) / 0.26 (10 samples)
     "retain_max_cosine_drop": 0.02,  # measured -0.0002 / 0.0006
     "forget_min_cosine_drop": 0.05,  # measured 0.129 / 0.085
     "forget_min_psnr_drop": 2.0,  # measured 4.60 / 3.87
