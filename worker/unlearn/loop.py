@@ -134,24 +134,42 @@ def run_unlearning(
                 t_retain, t_noise = t_retain.to(device, torch.float32), t_noise.to(device, torch.float32)
             z = student.encode(torch.cat([x_r, x_f]), mask)  # (B, L_vis + 1, D)
             terms = encoder_l2(z[:half], t_retain, z[half:], t_noise, config.alpha)
-        losses = {k: float(v.detach()) for k, v in terms.items()}
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise NonFiniteLoss(f"non-finite loss at step {step + 1}/{total}: {losses}")
+        losses = finite_losses(terms, step, total)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        info = StepInfo(step=step + 1, total=total, losses=losses)
-        history.append(info)
-        if on_step is not None:
-            on_step(info)
+        clip_and_step(optimizer, params, config)
+        record_step(history, on_step, StepInfo(step=step + 1, total=total, losses=losses))
+    return finish_run(student, params, history, started, config)
 
+
+def finite_losses(terms: dict[str, Tensor], step: int, total: int) -> dict[str, float]:
+    """The loss terms as floats; NonFiniteLoss if any is NaN or infinite (nothing is stepped)."""
+    losses = {k: float(v.detach()) for k, v in terms.items()}
+    if not all(math.isfinite(v) for v in losses.values()):
+        raise NonFiniteLoss(f"non-finite loss at step {step + 1}/{total}: {losses}")
+    return losses
+
+
+def clip_and_step(optimizer: torch.optim.Optimizer, params: list[Tensor], config: EncoderL2Config) -> None:
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+
+
+def record_step(history: list[StepInfo], on_step: Callable[[StepInfo], None] | None, info: StepInfo) -> None:
+    history.append(info)
+    if on_step is not None:
+        on_step(info)
+
+
+def finish_run(student: Adapter, params: list[Tensor], history: list[StepInfo], started: float,
+               config: EncoderL2Config) -> UnlearnResult:
+    """Check the trained weights, put the student in eval mode and wrap up the run."""
     if not all(bool(torch.isfinite(p).all()) for p in params):
-        raise NonFiniteLoss(f"non-finite encoder weights after {total} steps")
+        raise NonFiniteLoss(f"non-finite trained weights after {len(history)} steps")
     student.model.eval()
     seconds = time.perf_counter() - started
-    return UnlearnResult(adapter=student, history=history, steps=total, seconds=seconds, config=config)
+    return UnlearnResult(adapter=student, history=history, steps=len(history), seconds=seconds, config=config)
 
 
 def _check_images(name: str, x: Tensor, shape: tuple[int, int, int]) -> None:

@@ -10,7 +10,6 @@ method's choice: the encoder only (the decoder stays bit-identical) or the whole
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,17 @@ from torch import Tensor, nn
 
 from ..adapters.base import Adapter
 from ..config import EncoderL2Config
-from ..loop import NonFiniteLoss, StepInfo, UnlearnResult, _check_images, cycled_indices, plan_steps
+from ..loop import (
+    StepInfo,
+    UnlearnResult,
+    _check_images,
+    clip_and_step,
+    cycled_indices,
+    finish_run,
+    finite_losses,
+    plan_steps,
+    record_step,
+)
 from ..losses import noise_images
 from .registry import register_method
 
@@ -160,24 +169,12 @@ def run_objective(
         )
         with autocast:
             terms = objective(ctx, batch)
-        losses = {k: float(v.detach()) for k, v in terms.items()}
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise NonFiniteLoss(f"non-finite loss at step {step + 1}/{total}: {losses}")
+        losses = finite_losses(terms, step, total)
         optimizer.zero_grad(set_to_none=True)
         losses.update(backward(ctx, terms))
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        info = StepInfo(step=step + 1, total=total, losses=losses)
-        history.append(info)
-        if on_step is not None:
-            on_step(info)
-
-    if not all(bool(torch.isfinite(p).all()) for p in params):
-        raise NonFiniteLoss(f"non-finite weights after {total} steps")
-    student.model.eval()
-    seconds = time.perf_counter() - started
-    return UnlearnResult(adapter=student, history=history, steps=total, seconds=seconds, config=config)
+        clip_and_step(optimizer, params, config)
+        record_step(history, on_step, StepInfo(step=step + 1, total=total, losses=losses))
+    return finish_run(student, params, history, started, config)
 
 
 def register_objective(
