@@ -123,9 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("id", type=_request_id)
     report.add_argument("--html", action="store_true", help="the rendered HTML instead of the signed JSON")
     report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
-    verify = command("verify", "check a report's Ed25519 signature offline")
-    verify.add_argument("report", help="report JSON as downloaded by `oblivio report`")
-    verify.add_argument("--public-key", required=True, help="PEM file of the public key (`oblivio signing-key`)")
+    verify = command("verify", "check a report, receipt, attestation or checkpoint signature offline")
+    verify.add_argument("report", nargs="?", help="report, receipt or attestations JSON as downloaded")
+    verify.add_argument("--public-key", required=True,
+                        help="PEM public key: `oblivio signing-key` for documents, GET /model-signing-key for checkpoints")
+    verify.add_argument("--checkpoint", type=Path, help="a downloaded checkpoint to check against --signature")
+    verify.add_argument("--signature", type=Path, help="its model-signing bundle (GET …/versions/N/signature)")
     signing_key = command("signing-key", "print the public key (PEM) that verifies reports")
     signing_key.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     signing_key.add_argument("--local", action="store_true",
@@ -326,17 +329,18 @@ def _report(client: Client, args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from service.audit.canonical import digest
-    from service.audit.signing import load_public_pem, verify_signed
+    from service.audit.offline import load_json, verify_checkpoint_files, verify_document
+    from service.audit.signing import load_public_pem
 
+    if (args.checkpoint is None) != (args.signature is None) or (args.checkpoint is None) == (args.report is None):
+        raise UsageError("give a document, or --checkpoint with --signature")
     try:
-        document = json.loads(Path(args.report).read_bytes())
-        public_key = load_public_pem(Path(args.public_key).read_bytes())
+        if args.checkpoint is not None:
+            ok, reason = verify_checkpoint_files(args.checkpoint, args.signature, Path(args.public_key))
+        else:
+            ok, reason = verify_document(load_json(Path(args.report)), load_public_pem(Path(args.public_key).read_bytes()))
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    ok, reason = verify_signed(document, public_key)
-    if ok and document.get("digest") not in (None, digest(document["body"])):
-        ok, reason = False, "stated digest does not match the body"
     _show(args, {"ok": ok, "reason": reason}, lambda r: f"{'OK' if ok else 'INVALID'}: {reason}")
     return Exit.OK if ok else Exit.FAILED
 

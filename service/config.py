@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = Field(
         None, description="Ed25519 private key (PEM) that signs reports; empty means HOME/signing-key.pem, created on first use."
     )
+    model_signing_key_file: Path | None = Field(
+        None,
+        description="EC P-256 private key (PEM) that signs published checkpoints in the OpenSSF model-signing "
+        "format; empty means HOME/model-signing-key.pem, created on first use.",
+    )
     purge_grace_seconds: int = Field(
         7 * 24 * 3600, ge=0, description="How long a superseded checkpoint is kept before its file is purged."
     )
@@ -67,6 +72,8 @@ class Settings(BaseSettings):
             self.artifact_dir = self.home / "artifacts"
         if self.signing_key_file is None:
             self.signing_key_file = self.home / "signing-key.pem"
+        if self.model_signing_key_file is None:
+            self.model_signing_key_file = self.home / "model-signing-key.pem"
         if not self.data_roots:
             self.data_roots = [self.home / "data"]
         self.data_roots = [p.resolve() for p in self.data_roots]

@@ -15,6 +15,8 @@ import torch
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.audit.checkpoint_signing import sign_checkpoint
+from service.audit.model_keys import SIGNATURE_NAME
 from service.audit.signing import Signer
 from service.config import Settings
 from service.db.enums import FailureReason
@@ -148,6 +150,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, used))
     digest = ctx.store.put(data)
+    ctx.store.put_derived(digest, SIGNATURE_NAME, sign_checkpoint(data, key_file=ctx.settings.model_signing_key_file))
     timings["total_s"] = time.perf_counter() - started
     summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
                "final_losses": result.history[-1].losses if result.history else {}}

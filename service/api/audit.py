@@ -8,9 +8,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from service.api.deps import Auditor, Reader, SessionDep, SignerDep
+from service.api.deps import Auditor, Reader, SessionDep, SettingsDep, SignerDep
 from service.api.responses import errors
 from service.audit.chain import verify_chain
+from service.audit.model_keys import model_signing_public_pem
 from service.audit.render import render_html
 from service.db.models import AuditEvent
 from service.domain.reports import report_for_request, signed_document
@@ -81,6 +82,12 @@ def report(
 def signing_key(signer: SignerDep) -> PlainTextResponse:
     """The Ed25519 public key (PEM) that verifies every report; its key id is in the X-Key-Id header."""
     return PlainTextResponse(signer.public_pem(), headers={"X-Key-Id": signer.key_id})
+
+
+@router.get("/model-signing-key", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+def model_signing_key(settings: SettingsDep) -> PlainTextResponse:
+    """The EC public key (PEM) that verifies published checkpoints with `model_signing verify key`."""
+    return PlainTextResponse(model_signing_public_pem(settings.model_signing_key_file))
 
 
 def _fields(event: AuditEvent) -> dict:

@@ -10,6 +10,7 @@ from service.api.deps import Reader, SessionDep
 from service.api.responses import errors
 from service.api.views import job_summary
 from service.domain.jobs import get_job
+from service.domain.reports import attestation_for_job
 from service.schemas.requests import JobSummary
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors())
@@ -38,3 +39,10 @@ def show(job_id: uuid.UUID, _: Reader, session: SessionDep) -> JobView:
         loss_history=job.loss_history,
         error=job.error,
     )
+
+
+@router.get("/{job_id}/attestations", response_model=list[dict[str, Any]])
+def attestations(job_id: uuid.UUID, _: Reader, session: SessionDep) -> list[dict[str, Any]]:
+    """The job report as in-toto Statements (SLSA Provenance v1, Oblivio verdict), each in a DSSE envelope."""
+    get_job(session, job_id=job_id)
+    return attestation_for_job(session, job_id=job_id)

@@ -3,16 +3,18 @@
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 
 from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
 from service.api.responses import errors
 from service.api.views import model_view, version_view
+from service.audit.model_keys import SIGNATURE_NAME
+from service.db.enums import VersionStatus
 from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
 from service.domain.versions import get_version, list_versions, promote
-from service.errors import NotFound, Unprocessable
+from service.errors import Gone, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
 
 router = APIRouter(prefix="/models", tags=["models"], responses=errors())
@@ -73,6 +75,22 @@ def download(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreD
         filename=f"{name}-v{version.version}.safetensors",
         headers={"X-Checkpoint-Sha256": version.checkpoint_digest, "X-Model-Version": str(version.version)},
     )
+
+
+@router.get(
+    "/{name}/versions/{ref}/signature",
+    responses={200: {"content": {"application/json": {}}, "description": "OpenSSF model-signing bundle"}},
+)
+def signature(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreDep) -> Response:
+    """The checkpoint's model-signing bundle: `model_signing verify key --signature … --public_key …`."""
+    version = get_version(session, model=get_model(session, name=name), ref=ref)
+    if version.status is VersionStatus.purged:
+        raise Gone(f"version {version.version} was purged")
+    bundle = store.get_derived(version.checkpoint_digest, SIGNATURE_NAME)
+    if bundle is None:
+        raise NotFound(f"version {version.version} has no model signature (base checkpoints are the uploader's)")
+    return Response(bundle, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-v{version.version}.sig"'})
 
 
 @router.post("/{name}/versions/{ref}/promote", response_model=VersionView)

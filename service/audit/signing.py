@@ -41,8 +41,11 @@ class Signer:
         return cls(key)
 
     def sign(self, body: dict[str, Any]) -> dict[str, str]:
-        signature = self._key.sign(canonical_bytes(body))
+        signature = self.sign_bytes(canonical_bytes(body))
         return {"algorithm": ALGORITHM, "key_id": self.key_id, "value": base64.b64encode(signature).decode()}
+
+    def sign_bytes(self, message: bytes) -> bytes:
+        return self._key.sign(message)
 
     def public_pem(self) -> str:
         return public_pem(self.public_key)

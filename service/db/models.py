@@ -209,4 +209,5 @@ class AuditReport(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     digest: Mapped[str] = mapped_column(String(64))
     signature: Mapped[dict[str, str]] = mapped_column(JSON)
+    attestations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # DSSE envelopes (in-toto)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

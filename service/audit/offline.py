@@ -1,0 +1,52 @@
+"""Offline verification of everything Oblivio signs: reports and receipts, DSSE attestations, checkpoints.
+
+Each check needs only the downloaded files and a public key: the Ed25519 key (`oblivio signing-key`)
+for documents and envelopes, the EC key (`GET /model-signing-key`) for checkpoint signatures.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from service.audit.attestation import SLSA_PROVENANCE, STATEMENT_TYPE
+from service.audit.canonical import digest
+from service.audit.dsse import verify_envelope
+from service.audit.signing import verify_signed
+
+
+def verify_document(document: Any, public_key: Ed25519PublicKey) -> tuple[bool, str]:
+    """A signed report or receipt ({"body", "signature", "digest"}), or DSSE envelopes (one or a list)."""
+    if isinstance(document, list) or (isinstance(document, dict) and "payloadType" in document):
+        return verify_envelopes(document if isinstance(document, list) else [document], public_key)
+    if not isinstance(document, dict):
+        return False, "not a signed Oblivio document"
+    ok, reason = verify_signed(document, public_key)
+    if ok and document.get("digest") not in (None, digest(document["body"])):
+        return False, "stated digest does not match the body"
+    return ok, reason
+
+
+def verify_envelopes(envelopes: list[Any], public_key: Ed25519PublicKey) -> tuple[bool, str]:
+    if not envelopes:
+        return False, "no DSSE envelopes"
+    kinds = []
+    for i, envelope in enumerate(envelopes):
+        ok, reason, statement = verify_envelope(envelope, public_key) if isinstance(envelope, dict) else (False, "not an object", None)
+        if not ok:
+            return False, f"envelope {i}: {reason}"
+        if statement.get("_type") != STATEMENT_TYPE or not statement.get("subject"):
+            return False, f"envelope {i}: payload is not an in-toto Statement v1 with subjects"
+        kinds.append("SLSA provenance v1" if statement["predicateType"] == SLSA_PROVENANCE else statement["predicateType"])
+    return True, f"{len(envelopes)} DSSE envelope(s) valid: " + ", ".join(kinds)
+
+
+def verify_checkpoint_files(checkpoint: Path, signature: Path, public_key: Path) -> tuple[bool, str]:
+    from service.audit.checkpoint_signing import verify_checkpoint  # model_signing is slow to import
+
+    return verify_checkpoint(checkpoint, signature, public_key)
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_bytes())
