@@ -20,7 +20,7 @@ from service.audit.canonical import digest
 from service.db.enums import Mode
 from service.db.models import Dataset, Job, ModelVersion, Sample
 from service.domain.jobs import forget_classes, forget_samples
-from service.storage.paths import SamplePathError, read_sample
+from service.storage.paths import SampleFiles, SamplePathError
 from worker.unlearn.data import SampleLoadError, SampleRecord, load_images
 
 
@@ -63,8 +63,8 @@ class JobInputs:
 class ReadLog:
     """Every sample whose bytes were read: (dataset, sample_key).
 
-    Files are read through service.storage.paths: the stored URI is canonicalised again and opened
-    below a data root without following links; a refusal is a SampleLoadError naming the sample.
+    Files are read through service.storage.paths: the stored URI is located again and the file opened
+    below its data root without following links; a refusal is a SampleLoadError naming the sample.
     """
 
     roots: list[Path]
@@ -74,21 +74,24 @@ class ReadLog:
         if not part.records:
             return torch.empty(0, *image_shape)
         try:
-            images = load_images(part.records, image_shape=image_shape, read=self._read)
+            with SampleFiles(self.roots) as files:
+                images = load_images(part.records, image_shape=image_shape, read=lambda r: _read(files, r))
         except SampleLoadError as exc:
             exc.dataset = part.dataset
             raise
         self.entries += [(part.dataset, r.sample_key) for r in part.records]
         return images
 
-    def _read(self, record: SampleRecord) -> bytes:
-        try:
-            return read_sample(record.uri, roots=self.roots)
-        except SamplePathError as exc:
-            raise SampleLoadError(record.sample_key, str(exc)) from None
-
     def count(self, dataset: str, *, excluding: set[str] = frozenset()) -> int:
         return len({k for d, k in self.entries if d == dataset and k not in excluding})
+
+
+def _read(files: SampleFiles, record: SampleRecord) -> bytes:
+    """A sample's bytes under the data-root rule; a refusal names the sample and a generic cause only."""
+    try:
+        return files.read(record.uri)
+    except SamplePathError as exc:
+        raise SampleLoadError(record.sample_key, str(exc)) from None
 
 
 def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int) -> JobInputs:

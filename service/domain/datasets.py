@@ -11,7 +11,7 @@ from service.db.enums import DatasetKind
 from service.db.models import Dataset, Sample
 from service.errors import Conflict, NotFound, Unprocessable
 from service.schemas.registry import SampleIn
-from service.storage.paths import SamplePathError, check_sample_file
+from service.storage.paths import SampleFiles, SamplePathError
 
 
 def get_dataset(session: Session, *, name: str) -> Dataset:
@@ -48,14 +48,15 @@ def add_samples(
     """
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
-    for s in samples:
-        if s.sample_key in seen:
-            problems.append({"sample_key": s.sample_key, "problem": "duplicate sample_key in this batch"})
-        seen.add(s.sample_key)
-        try:
-            check_sample_file(s.uri, roots=roots)
-        except SamplePathError as exc:
-            problems.append({"sample_key": s.sample_key, "problem": str(exc)})
+    with SampleFiles(roots) as files:
+        for s in samples:
+            if s.sample_key in seen:
+                problems.append({"sample_key": s.sample_key, "problem": "duplicate sample_key in this batch"})
+            seen.add(s.sample_key)
+            try:
+                files.check(s.uri)
+            except SamplePathError as exc:
+                problems.append({"sample_key": s.sample_key, "problem": str(exc)})
     existing = _existing(session, dataset=dataset, keys=list(seen))
     fresh = []
     for s in samples:

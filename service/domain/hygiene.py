@@ -12,7 +12,7 @@ from service.db.base import utcnow
 from service.db.enums import VersionStatus
 from service.db.models import Model, ModelVersion, Sample
 from service.storage import ArtifactStore
-from service.storage.paths import SamplePathError, remove_sample
+from service.storage.paths import SampleFiles, SamplePathError
 
 
 def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: int, actor: str) -> list[ModelVersion]:
@@ -50,12 +50,13 @@ def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: i
 def delete_forget_files(session: Session, *, sample_ids: list[int], roots: list[Path], actor: str, job_id: str) -> int:
     """Delete erased samples' source files (inside the data roots, never through a link); rows keep keys and hashes."""
     deleted = 0
-    for start in range(0, len(sample_ids), 5000):
-        for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
-            try:
-                deleted += remove_sample(sample.uri, roots=roots)
-            except SamplePathError:
-                continue
+    with SampleFiles(roots) as files:
+        for start in range(0, len(sample_ids), 5000):
+            for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
+                try:
+                    deleted += files.remove(sample.uri)
+                except SamplePathError:
+                    continue
     record(session, actor=actor, action="samples.files_deleted", subject=f"job:{job_id}", data={"deleted": deleted})
     session.flush()
     return deleted
