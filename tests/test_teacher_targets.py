@@ -45,13 +45,13 @@ def test_a_miss_builds_and_stores_a_hit_reuses_and_a_new_version_gets_its_own(tm
     retain = Part("px", [proxy.records[i] for i in (7, 2, 9)])  # a job's subset, in its own order
     inputs = job_inputs(proxy, retain, digest)
 
-    reads = ReadLog()
+    reads = ReadLog([tmp_path / "data"])
     first = job_targets(store, inputs, base, reads)
     assert reads.count("px") == 12  # the miss read the whole proxy set once
     assert store.get_derived(digest, cache_key(inputs, digest).name) is not None
     assert first.keys == ["px-007", "px-002", "px-009"] and first.targets.shape[:2] == (3, BANK.draws_per_image)
 
-    reads = ReadLog()
+    reads = ReadLog([tmp_path / "data"])
     second = job_targets(store, inputs, base, reads)
     assert reads.count("px") == 0  # the hit read no image
     assert torch.equal(second.targets, first.targets) and torch.equal(second.masks, first.masks)
@@ -59,8 +59,8 @@ def test_a_miss_builds_and_stores_a_hit_reuses_and_a_new_version_gets_its_own(tm
     v2 = make_tiny("mae", seed=1)
     digest_v2 = store.put(checkpoint_to_bytes(v2))
     assert store.get_derived(digest_v2, cache_key(inputs, digest_v2).name) is None  # v1's cache is not v2's
-    warm_next(store, inputs, v2, digest_v2)  # what the worker does right after publishing v2
-    reads = ReadLog()
+    warm_next(store, inputs, v2, digest_v2, [tmp_path / "data"])  # what the worker does right after publishing v2
+    reads = ReadLog([tmp_path / "data"])
     third = job_targets(store, job_inputs(proxy, retain, digest_v2), v2, reads)
     assert reads.count("px") == 0 and not torch.allclose(third.targets.float(), first.targets.float(), atol=1e-3)
 
@@ -74,4 +74,4 @@ def test_with_retain_jobs_keep_the_uncached_path(tmp_path):
     base = make_tiny("mae")
     proxy = write_part(tmp_path / "data", "px", make_images(base, 4, 1))
     inputs = job_inputs(proxy, proxy, store.put(checkpoint_to_bytes(base)), mode=Mode.with_retain)
-    assert job_targets(store, inputs, base, ReadLog()) is None
+    assert job_targets(store, inputs, base, ReadLog([tmp_path / "data"])) is None

@@ -10,6 +10,7 @@ what was read from which dataset, counted, not assumed.
 import random
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from sqlalchemy import select
@@ -19,7 +20,8 @@ from service.audit.canonical import digest
 from service.db.enums import Mode
 from service.db.models import Dataset, Job, ModelVersion, Sample
 from service.domain.jobs import forget_classes, forget_samples
-from worker.unlearn.data import SampleRecord, load_images
+from service.storage.paths import SampleFiles, SamplePathError
+from worker.unlearn.data import SampleLoadError, SampleRecord, load_images
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,37 @@ class JobInputs:
 
 @dataclass
 class ReadLog:
-    """Every sample whose bytes were read: (dataset, sample_key)."""
+    """Every sample whose bytes were read: (dataset, sample_key).
 
+    Files are read through service.storage.paths: the stored URI is located again and the file opened
+    below its data root without following links; a refusal is a SampleLoadError naming the sample.
+    """
+
+    roots: list[Path]
     entries: list[tuple[str, str]] = field(default_factory=list)
 
     def load(self, part: Part, image_shape: tuple[int, int, int]) -> torch.Tensor:
         if not part.records:
             return torch.empty(0, *image_shape)
-        images = load_images(part.records, image_shape=image_shape)
+        try:
+            with SampleFiles(self.roots) as files:
+                images = load_images(part.records, image_shape=image_shape, read=lambda r: _read(files, r))
+        except SampleLoadError as exc:
+            exc.dataset = part.dataset
+            raise
         self.entries += [(part.dataset, r.sample_key) for r in part.records]
         return images
 
     def count(self, dataset: str, *, excluding: set[str] = frozenset()) -> int:
         return len({k for d, k in self.entries if d == dataset and k not in excluding})
+
+
+def _read(files: SampleFiles, record: SampleRecord) -> bytes:
+    """A sample's bytes under the data-root rule; a refusal names the sample and a generic cause only."""
+    try:
+        return files.read(record.uri)
+    except SamplePathError as exc:
+        raise SampleLoadError(record.sample_key, str(exc)) from None
 
 
 def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int) -> JobInputs:

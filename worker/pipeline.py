@@ -103,8 +103,8 @@ def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper) -> s
     except (SampleIntegrityError, SampleLoadError) as exc:
         _fail(ctx, job_id, inputs, FailureReason.invalid_samples, str(exc))
     except Exception as exc:
-        log.exception("job %s failed", job_id)
-        _fail(ctx, job_id, inputs, FailureReason.job_error, f"{type(exc).__name__}: {exc}")
+        log.exception("job %s failed", job_id)  # the text stays in the log: it can hold paths and object reprs
+        _fail(ctx, job_id, inputs, FailureReason.job_error, f"{type(exc).__name__} in the worker (see its log)")
     return "failed"
 
 
@@ -114,7 +114,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     base, _header = checkpoint_from_bytes(ctx.store.get(inputs.base_digest))
     base = base.to(device)
     features = load_feature_net(ctx.store.get(inputs.feature_net_digest)).to(device) if inputs.feature_net_digest else None
-    reads, shape = ReadLog(), base.image_shape
+    reads, shape = ReadLog(ctx.settings.data_roots), base.image_shape
     forget, retain = reads.load(inputs.forget, shape), reads.load(inputs.retain, shape)
     holdout = reads.load(inputs.holdout, shape)
     reference = reads.load(inputs.reference, shape) if inputs.reference else None
@@ -156,7 +156,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
                "final_losses": result.history[-1].losses if result.history else {}}
     outcome = _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
                        report=dict(report_args, outcome="published", timings=timings))
-    warm_next(ctx.store, inputs, candidate.to(device), digest)
+    warm_next(ctx.store, inputs, candidate.to(device), digest, ctx.settings.data_roots)
     return outcome
 
 

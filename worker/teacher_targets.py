@@ -10,6 +10,7 @@ training images that differ per job and keep the uncached path.
 
 import logging
 import time
+from pathlib import Path
 
 from service.db.enums import Mode
 from service.storage import ArtifactStore
@@ -55,11 +56,11 @@ def warm(store: ArtifactStore, *, key: CacheKey, adapter: Adapter, proxy: Part, 
     return cache
 
 
-def warm_next(store: ArtifactStore, inputs: JobInputs, adapter: Adapter, digest: str) -> None:
+def warm_next(store: ArtifactStore, inputs: JobInputs, adapter: Adapter, digest: str, roots: list[Path]) -> None:
     """After publication: build the new version's cache so the next job on it starts at the floor."""
     if inputs.mode is not Mode.retain_free or inputs.proxy is None:
         return
     try:
-        warm(store, key=cache_key(inputs, digest), adapter=adapter, proxy=inputs.proxy, reads=ReadLog())
+        warm(store, key=cache_key(inputs, digest), adapter=adapter, proxy=inputs.proxy, reads=ReadLog(roots))
     except Exception:  # the version is published; a missing cache only makes the next job build it
         log.exception("teacher cache for %s not warmed", digest[:12])

@@ -1,7 +1,6 @@
 """Datasets and their sample catalogues."""
 
 from pathlib import Path
-from urllib.parse import urlparse
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -12,6 +11,7 @@ from service.db.enums import DatasetKind
 from service.db.models import Dataset, Sample
 from service.errors import Conflict, NotFound, Unprocessable
 from service.schemas.registry import SampleIn
+from service.storage.paths import SampleFiles, SamplePathError
 
 
 def get_dataset(session: Session, *, name: str) -> Dataset:
@@ -39,21 +39,6 @@ def dataset_stats(session: Session, *, dataset: Dataset) -> tuple[int, list[str]
     return count, list(classes)
 
 
-def resolve_sample_path(uri: str, *, roots: list[Path]) -> Path:
-    """A sample URI as a local path inside one of the allowed roots, or ValueError."""
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        raise ValueError(f"unsupported URI scheme '{parsed.scheme}'")
-    raw = parsed.path if parsed.scheme == "file" else uri
-    path = Path(raw)
-    if not path.is_absolute():
-        raise ValueError("URI must be an absolute path or file:// URI")
-    path = path.resolve()
-    if not any(path.is_relative_to(root) for root in roots):
-        raise ValueError("URI is outside the allowed data roots")
-    return path
-
-
 def add_samples(
     session: Session, *, dataset: Dataset, samples: list[SampleIn], roots: list[Path], actor: str
 ) -> tuple[int, int]:
@@ -63,14 +48,15 @@ def add_samples(
     """
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
-    for s in samples:
-        if s.sample_key in seen:
-            problems.append({"sample_key": s.sample_key, "problem": "duplicate sample_key in this batch"})
-        seen.add(s.sample_key)
-        try:
-            resolve_sample_path(s.uri, roots=roots)
-        except ValueError as exc:
-            problems.append({"sample_key": s.sample_key, "problem": str(exc)})
+    with SampleFiles(roots) as files:
+        for s in samples:
+            if s.sample_key in seen:
+                problems.append({"sample_key": s.sample_key, "problem": "duplicate sample_key in this batch"})
+            seen.add(s.sample_key)
+            try:
+                files.check(s.uri)
+            except SamplePathError as exc:
+                problems.append({"sample_key": s.sample_key, "problem": str(exc)})
     existing = _existing(session, dataset=dataset, keys=list(seen))
     fresh = []
     for s in samples:

@@ -11,8 +11,8 @@ from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import VersionStatus
 from service.db.models import Model, ModelVersion, Sample
-from service.domain.datasets import resolve_sample_path
 from service.storage import ArtifactStore
+from service.storage.paths import SampleFiles, SamplePathError
 
 
 def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: int, actor: str) -> list[ModelVersion]:
@@ -48,17 +48,15 @@ def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: i
 
 
 def delete_forget_files(session: Session, *, sample_ids: list[int], roots: list[Path], actor: str, job_id: str) -> int:
-    """Delete the source files of erased samples (inside the allowed data roots only); rows keep keys and hashes."""
+    """Delete erased samples' source files (inside the data roots, never through a link); rows keep keys and hashes."""
     deleted = 0
-    for start in range(0, len(sample_ids), 5000):
-        for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
-            try:
-                path = resolve_sample_path(sample.uri, roots=roots)
-            except ValueError:
-                continue
-            if path.is_file():
-                path.unlink()
-                deleted += 1
+    with SampleFiles(roots) as files:
+        for start in range(0, len(sample_ids), 5000):
+            for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
+                try:
+                    deleted += files.remove(sample.uri)
+                except SamplePathError:
+                    continue
     record(session, actor=actor, action="samples.files_deleted", subject=f"job:{job_id}", data={"deleted": deleted})
     session.flush()
     return deleted

@@ -1,11 +1,12 @@
 """Bad input gets the right 4xx with a clear message, and nothing is recorded."""
 
+import hashlib
 import json
 
 from sqlalchemy import func, select
 
 from service.db.enums import Role
-from service.db.models import AuditEvent, Job, UnlearnRequest
+from service.db.models import AuditEvent, Job, Sample, UnlearnRequest
 
 
 def post(api, payload: bytes | dict, **headers):
@@ -75,3 +76,44 @@ def test_bad_ids_and_page_sizes(api):
         assert response.status_code == 422, limit
     assert api.client.get("/audit-events", params={"after": -1}, headers=auditor).status_code == 422
     assert api.client.post("/api-keys/99999999999999999999/revoke", headers=api.as_(Role.admin)).status_code == 422
+
+
+def test_sample_uris_leaving_the_data_roots_are_refused_naming_only_the_sample(api, tmp_path):
+    admin = api.as_(Role.admin)
+    assert api.client.post("/datasets", json={"name": "extra", "kind": "training"}, headers=admin).status_code == 201
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not a sample")
+    root = api.data_root
+    (root / "sub").mkdir()
+    (root / "sub" / "link.png").symlink_to(secret)
+    climb = "/".join(["%2e%2e"] * len(root.parts))  # past the filesystem root, back down to the secret
+    uris = {
+        "encoded-dots": f"file://{root}/sub/{climb}{secret}",
+        "encoded-slashes": f"file://{root}/sub/..%2f..%2f{secret.name}",
+        "double-encoded": f"file://{root}/sub/%252e%252e/%252e%252e/{secret.name}",
+        "dots": f"{root}/sub/../../{secret.name}",
+        "remote-host": f"file://somehost{root}/tr-cat-000.bin",
+        "missing": str(root / "nope.png"),
+        "directory": str(root / "sub"),
+        "link-out": str(root / "sub" / "link.png"),
+    }
+    rows = [{"sample_key": k, "class_label": "c", "uri": u, "sha256": "0" * 64} for k, u in uris.items()]
+    response = api.client.post("/datasets/extra/samples", json={"samples": rows}, headers=admin)
+    assert response.status_code == 422
+    problems = {i["sample_key"]: i["problem"] for i in response.json()["detail"]["items"]}
+    assert problems == {
+        "encoded-dots": "the path has '.' or '..' segments, encoded separators or control characters",
+        "encoded-slashes": "the path has '.' or '..' segments, encoded separators or control characters",
+        "double-encoded": "file missing",
+        "dots": "the path has '.' or '..' segments, encoded separators or control characters",
+        "remote-host": "not an absolute path or a file:// URI without a host",
+        "missing": "file missing",
+        "directory": "not a regular file",
+        "link-out": "outside the data roots or a symbolic link",
+    }
+    assert str(secret) not in response.text and hashlib.sha256(b"not a sample").hexdigest() not in response.text
+    extra = api.client.get("/datasets/extra", headers=admin).json()
+    assert extra["sample_count"] == 0
+    assert api.session.scalar(select(func.count()).where(Sample.sample_key.in_(list(uris)))) == 0
+    assert not api.session.scalar(select(func.count()).where(AuditEvent.action == "samples.registered",
+                                                             AuditEvent.subject == "dataset:extra"))

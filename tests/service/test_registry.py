@@ -10,12 +10,13 @@ def test_bulk_samples_refuse_everything_on_any_problem(api, tmp_path):
     admin = api.as_(Role.admin)
     assert api.client.post("/datasets", json={"name": "extra", "kind": "training"}, headers=admin).status_code == 201
     assert api.client.post("/datasets", json={"name": "extra", "kind": "training"}, headers=admin).status_code == 409
+    (api.data_root / "a.png").write_bytes(b"a")
     good = {"sample_key": "a", "class_label": "c", "uri": str(api.data_root / "a.png"), "sha256": "0" * 64}
     outside = {**good, "sample_key": "b", "uri": "/etc/passwd"}
     response = api.client.post("/datasets/extra/samples", json={"samples": [good, outside, good]}, headers=admin)
     assert response.status_code == 422
     problems = {(i["sample_key"], i["problem"]) for i in response.json()["detail"]["items"]}
-    assert ("b", "URI is outside the allowed data roots") in problems
+    assert ("b", "outside the data roots or a symbolic link") in problems
     assert ("a", "duplicate sample_key in this batch") in problems
     assert api.client.get("/datasets/extra", headers=admin).json()["sample_count"] == 0
     ok = api.client.post("/datasets/extra/samples", json={"samples": [good]}, headers=admin).json()
