@@ -73,7 +73,7 @@ def coalesced_job(client: TestClient, token: str, samples: list[str], steps: int
     """Submit one request per sample; returns the one job they share and one request id."""
     jobs, request_id = set(), ""
     for key in samples:
-        body = {"model": "bench", "samples": [key], "config": {"max_steps": steps}}
+        body = {"model": "bench", "samples": [key], "config": {"steps": steps}}
         response = client.post("/unlearn-requests", json=body, headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
         jobs.add(response.json()["job"]["id"])
@@ -102,7 +102,7 @@ def run(ctx: WorkerContext, job_id: uuid.UUID) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batching", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--steps", type=int, default=60, help="max_steps of each job")
+    parser.add_argument("--steps", type=int, default=60, help="optimiser steps of each job")
     parser.add_argument("--per-class", type=int, default=300, help="Fashion-MNIST images per class and split")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = CPUs available)")
     args = parser.parse_args(argv)

@@ -130,7 +130,7 @@ def ours_steps(base: Adapter, forget: Tensor, proxy: Tensor, targets, config: En
         sync(base.device)
         stamps.append(time.perf_counter())
 
-    run_unlearning(base, forget, proxy, config.replace(max_steps=steps + 1), on_step=on_step, targets=targets)
+    run_unlearning(base, forget, proxy, config.replace(steps=steps + 1), on_step=on_step, targets=targets)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base, header = load_checkpoint(DEMO / "mae.safetensors")
     base = base.to(device)
-    config = EncoderL2Config.from_dict(header["unlearn_defaults"])
+    config = EncoderL2Config.from_header(header["unlearn_defaults"])
     config = config.replace(batch_size=args.batch) if args.batch else config
     forget, proxy = load_data()
     spec = BankSpec()

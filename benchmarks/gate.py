@@ -69,15 +69,15 @@ def scenario(forget_ids, forget_classes, train, test, base, features, config):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="cap on steps (default: the model's own)")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the model's own)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gate.json")
     args = parser.parse_args()
     torch.manual_seed(0)
     base, header = load_checkpoint(ASSETS / "mae.safetensors")
     features = load_feature_net((ASSETS / "classifier.safetensors").read_bytes())
-    config = EncoderL2Config.from_dict(header["unlearn_defaults"])
+    config = EncoderL2Config.from_header(header["unlearn_defaults"])
     if args.steps:
-        config = config.replace(max_steps=args.steps)
+        config = config.replace(steps=args.steps)
     splits = {}
     for split in ("train", "test"):
         images, labels = read_idx_split(DEFAULT_SOURCE, split)

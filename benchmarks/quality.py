@@ -118,7 +118,7 @@ def run_scenario(name: str, spec: dict, base, features, defaults: dict, steps: i
                          "metrics": {s: evaluate(base, x, features, seed=SEED) for s, x in sets.items()}}}
     outputs = {"Original": base}
     for label, method, source, params in ROWS:
-        config, method_params = parse_method_config(method, {**defaults, "max_steps": steps, "params": params})
+        config, method_params = parse_method_config(method, {**defaults, "steps": steps, "params": params})
         started = time.perf_counter()
         retain = data["retain"] if source == "real" else data["proxy"]  # (N_r, C, H, W)
         result = run_method(method, base, data["forget"], retain, config, params=method_params)
@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = read_manifest(manifests["train"]), read_manifest(manifests["test"])
     base, header = load_checkpoint(DEMO / "mae.safetensors")
     features = load_feature_net(DEMO / "classifier.safetensors")
-    defaults = dict(header["unlearn_defaults"])
-    EncoderL2Config.from_dict(defaults)  # fail early on a malformed header
+    defaults = EncoderL2Config.from_header(header["unlearn_defaults"]).to_dict()  # fails early on a malformed header
     results = {}
     for name, spec in scenarios(train, test, args.eval).items():
         results[name] = run_scenario(name, spec, base, features, defaults, args.steps)
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     "threads": args.threads},
         "model": {"checkpoint": "worker/assets/demo/mae.safetensors", "name": header.get("name")},
         "features": "worker/assets/demo/classifier.safetensors (penultimate layer)",
-        "config": {**defaults, "max_steps": args.steps},
+        "config": {**defaults, "steps": args.steps},
         "forget_classes": list(FORGET_CLASSES),
         "class_names": list(CLASS_NAMES),
         "seed": SEED,

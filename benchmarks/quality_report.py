@@ -28,7 +28,7 @@ def render_markdown(body: dict) -> str:
         "",
         f"`{body['command']}` — {body['wall_s'] / 60:.1f} min wall time with {body['machine']['threads']} torch "
         f"thread(s) on a shared 2-core machine ({body['machine']['processor']}, torch {body['machine']['torch']}). Every method: "
-        f"{body['config']['max_steps']} steps (reduced; the demo model recommends 600), batch "
+        f"{body['config']['steps']} steps (reduced; the demo model recommends 600), batch "
         f"{body['config']['batch_size']}, lr {body['config']['lr']}, alpha {body['config']['alpha']}, seed {body['seed']}.",
         "",
         "D_F: the forget samples; D_R: held-out test images of the retained classes. Arrows: the direction "

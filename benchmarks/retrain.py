@@ -45,15 +45,15 @@ def retrain_step_seconds(images: torch.Tensor, base_config: dict, steps: int) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.retrain", description=__doc__.split("\n")[0])
     parser.add_argument("--retrain-steps", type=int, default=20, help="timed steps of the retraining recipe")
-    parser.add_argument("--unlearn-steps", type=int, default=None, help="cap our run (default: the model's own)")
+    parser.add_argument("--unlearn-steps", type=int, default=None, help="steps of our run (default: the model's own)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = CPUs available)")
     args = parser.parse_args(argv)
     threads = configure_cpu_threads(args.threads or None)
 
     base, header = load_checkpoint(DEMO / "mae.safetensors")
-    config = EncoderL2Config.from_dict(header["unlearn_defaults"])
+    config = EncoderL2Config.from_header(header["unlearn_defaults"])
     if args.unlearn_steps:
-        config = config.replace(max_steps=args.unlearn_steps)
+        config = config.replace(steps=args.unlearn_steps)
     forget, proxy = load_data()
 
     spec = BankSpec()

@@ -99,7 +99,7 @@ def _register(stack, per_class: int) -> list[str]:
         admin.post(f"/datasets/{name}/samples", json={"samples": rows}).raise_for_status()
     config = {**TINY_CONFIGS["mae"], "pixel_mean": [0.4], "pixel_std": [0.4]}
     spec = {"name": "tiny", "training_dataset": "train", "proxy_dataset": "proxy",
-            "unlearn_defaults": {"lr": 1e-3, "batch_size": 8, "epochs": 1, "max_steps": 20, "seed": 0},
+            "unlearn_defaults": {"lr": 1e-3, "batch_size": 8, "steps": 2, "seed": 0},
             "gate_thresholds": dict.fromkeys(TINY_GATE)}
     base = checkpoint_to_bytes(create_adapter("mae", config, seed=0))
     admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()

@@ -498,6 +498,7 @@ def _details(r: dict) -> str:
         ("request", r["id"] + (f"  (external id {r['external_id']})" if r.get("external_id") else "")),
         ("status", r["status"] + (f"  ({r['reason']})" if r.get("reason") else "")),
         ("model", f"{r['model']}  ({r['mode']}, {r['method']})"),
+        ("settings", " ".join(f"{k}={v}" for k, v in r["effective_config"].items())),
         ("forget", _forget_set(r, full=True)),
         ("received", _when(r["received_at"])),
         ("due", _when(r["due_at"])),

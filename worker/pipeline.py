@@ -32,6 +32,7 @@ from service.domain.jobs import (
     get_job,
     has_live_requests,
     heartbeat,
+    keeps_history_point,
     owns_running_job,
 )
 from service.domain.reports import store_report
@@ -44,6 +45,7 @@ from worker.lease import LeaseKeeper
 from worker.report import build_report, data_read_section, requests_section
 from worker.teacher_targets import job_targets, warm_next
 from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
+from worker.unlearn.config import recommended_config
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
 from worker.unlearn.methods import params_to_dict, parse_method_config, run_method
@@ -120,7 +122,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     reference = reads.load(inputs.reference, shape) if inputs.reference else None
     loaded = time.perf_counter()
 
-    config, params = parse_method_config(inputs.method, inputs.config)
+    config, params = parse_method_config(inputs.method, inputs.config, recommended_config(base.family, base.config.to_dict()))
     on_step = _progress_reporter(ctx, inputs.job_id, lease)
     targets = job_targets(ctx.store, inputs, base, reads) if inputs.method == "encoder_l2" else None
     if targets is not None:  # encoder-L2 on the version's cached teacher targets
@@ -193,17 +195,21 @@ def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
 
 def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper):
     last = [0.0]
+    pending: list[dict[str, float]] = []  # loss-history entries not yet sent
 
     def on_step(info: StepInfo) -> None:
         if lease.lost.is_set():
             raise Stop("lease lost")
+        if keeps_history_point(info.step, info.total):
+            pending.append({"step": info.step, **info.losses})
         now = time.monotonic()
         if now - last[0] < HEARTBEAT_SECONDS and info.step not in (1, info.total):
             return
         last[0] = now
         with ctx.sessions.begin() as session:
             alive = heartbeat(session, job_id=job_id, owner=ctx.owner, lease_seconds=ctx.settings.lease_seconds,
-                              step=info.step, total=info.total, losses=info.losses)
+                              step=info.step, total=info.total, losses=info.losses, history=pending)
+        pending.clear()
         if not alive:
             raise Stop("lease lost or every request cancelled")
 

@@ -35,7 +35,7 @@ DEMO_MAE = {
 DEMO_RECIPE = MAETrainConfig(epochs=4, batch_size=256, lr=2e-3, min_lr=1e-5, warmup_epochs=1.0, weight_decay=0.05)
 # Encoder-L2 settings measured on this model (see tests/unlearn/test_quality_demo.py): the paper's
 # lr 1e-5 was for a ViT-L on ImageNet and barely moves this 0.6M-parameter encoder.
-DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, epochs=3, batch_size=64, max_steps=600)
+DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=600, batch_size=64)
 
 
 def _log(message: str) -> None:

@@ -4,7 +4,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import Field
 
 from service.api.deps import Reader, SessionDep
 from service.api.responses import errors
@@ -20,7 +20,7 @@ class JobView(JobSummary):
     model: str
     mode: str
     method: str
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(description="The effective configuration the job runs with (see `planned_steps`).")
     request_ids: list[uuid.UUID]
     loss_history: list[dict[str, float]]
     error: str | None

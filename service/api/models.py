@@ -34,7 +34,8 @@ def create(
     try:
         parsed = ModelSpec.model_validate_json(spec)
     except ValidationError as exc:
-        raise Unprocessable({"message": "invalid model spec", "items": exc.errors(include_url=False, include_context=False)}) from exc
+        items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Unprocessable({"message": "invalid model spec; nothing was recorded", "items": items}) from exc
     model = register_model(
         session, spec=parsed, checkpoint=checkpoint.file, features=features.file if features else None, store=store,
         actor=actor_of(key),

@@ -1,6 +1,7 @@
 """ORM rows to response models."""
 
 from service.db.models import Job, Model, ModelVersion, UnlearnRequest
+from service.domain.unlearn_config import effective_config, model_settings, planned_steps
 from service.schemas.registry import ModelView, VersionView
 from service.schemas.requests import JobSummary, Progress, RequestView
 
@@ -12,6 +13,7 @@ def job_summary(job: Job) -> JobSummary:
         base_version=job.base_version,
         result_version=job.result_version,
         attempts=job.attempts,
+        planned_steps=planned_steps(config=job.config),
         progress=Progress(step=job.progress_step, total=job.progress_total, losses=job.losses or {}),
     )
 
@@ -22,6 +24,8 @@ def request_view(request: UnlearnRequest) -> RequestView:
         links["job"] = f"/jobs/{request.job_id}"
     if request.result_version:
         links["checkpoint"] = f"/models/{request.model.name}/versions/{request.result_version}/checkpoint"
+    effective = request.job.config if request.job else effective_config(
+        model=request.model, method=request.method, overrides=request.config)
     return RequestView(
         id=request.id,
         external_id=request.external_id,
@@ -34,6 +38,8 @@ def request_view(request: UnlearnRequest) -> RequestView:
         samples=[rs.sample.sample_key for rs in request.samples],
         classes=request.classes,
         config=request.config,
+        effective_config=effective,
+        planned_steps=planned_steps(config=effective),
         received_at=request.received_at,
         updated_at=request.updated_at,
         due_at=request.due_at,
@@ -51,7 +57,7 @@ def model_view(model: Model) -> ModelView:
         adapter_config=model.adapter_config,
         training_dataset=model.training_dataset.name,
         proxy_dataset=model.proxy_dataset.name if model.proxy_dataset else None,
-        unlearn_defaults=model.unlearn_defaults,
+        unlearn_defaults=model_settings(model=model),
         gate_thresholds=model.gate_thresholds,
         current_version=model.current_version,
         created_at=model.created_at,

@@ -4,6 +4,7 @@ Each function runs inside the caller's transaction; the worker commits after eac
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 
@@ -83,17 +84,36 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
     return Claim.claimed
 
 
+def keeps_history_point(step: int, total: int) -> bool:
+    """Whether step ``step`` of ``total`` belongs in a job's loss history: at most _HISTORY_POINTS
+    evenly spaced steps, plus the last."""
+    return step % max(1, -(-total // _HISTORY_POINTS)) == 0 or step == total
+
+
 def heartbeat(
-    session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int, step: int, total: int, losses: dict[str, float]
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    owner: str,
+    lease_seconds: int,
+    step: int,
+    total: int,
+    losses: dict[str, float],
+    history: Sequence[dict[str, float]] = (),
 ) -> bool:
-    """Record progress and extend the lease; False means stop: the lease is lost or every request was cancelled."""
+    """Record progress and extend the lease; False means stop: the lease is lost or every request was cancelled.
+
+    history: the loss entries ({"step": s, <term>: value}) of the steps since the previous heartbeat;
+    the job keeps those :func:`keeps_history_point` selects, in step order, each step once.
+    """
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job.status is not JobStatus.running or job.lease_owner != owner:
         return False
     job.progress_step, job.progress_total, job.losses = step, total, losses
-    stride = max(1, total // _HISTORY_POINTS)
-    if step % stride == 0 or step == total:
-        job.loss_history = [*job.loss_history, {"step": step, **losses}]
+    last = job.loss_history[-1]["step"] if job.loss_history else 0
+    kept = [h for h in history if h["step"] > last and keeps_history_point(h["step"], total)]
+    if kept:
+        job.loss_history = [*job.loss_history, *sorted(kept, key=lambda h: h["step"])]
     job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     session.flush()
     return has_live_requests(session, job_id=job_id)

@@ -9,6 +9,7 @@ from service.audit.chain import record
 from service.db.enums import DatasetKind
 from service.db.models import Model, ModelVersion
 from service.domain.datasets import get_dataset
+from service.domain.unlearn_config import InvalidSettings, header_defaults, recommended_defaults
 from service.errors import Conflict, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec
 from service.storage import ArtifactStore
@@ -41,8 +42,11 @@ def register_model(
     proxy = _dataset_or_problem(session, spec.proxy_dataset, DatasetKind.proxy, problems) if spec.proxy_dataset else None
     try:
         header = read_checkpoint_header(checkpoint)
+        recommended = header_defaults(header=header)
     except CheckpointFormatError as exc:
         problems.append({"field": "checkpoint", "problem": str(exc)})
+    except InvalidSettings as exc:
+        problems.append({"field": "checkpoint", "problem": f"header unlearn_defaults: {exc}"})
     if features is not None:
         try:
             read_checkpoint_header(features, require_family=False)
@@ -62,8 +66,12 @@ def register_model(
         adapter_config=header["config"],
         training_dataset_id=training.id,
         proxy_dataset_id=proxy.id if proxy else None,
-        unlearn_defaults={**header.get("unlearn_defaults", {}), **spec.unlearn_defaults},
-        gate_thresholds=spec.gate_thresholds,
+        unlearn_defaults={
+            **recommended_defaults(family=header["family"], adapter_config=header["config"]),
+            **recommended,
+            **spec.unlearn_defaults.model_dump(exclude_unset=True),
+        },
+        gate_thresholds=spec.gate_thresholds.model_dump(exclude_unset=True),
         feature_net_digest=features_digest,
         current_version=1,
     )

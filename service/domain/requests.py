@@ -17,6 +17,7 @@ from service.db.base import utcnow
 from service.db.enums import JobStatus, Mode, RequestStatus
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.domain.auth import actor_of
+from service.domain.unlearn_config import effective_config
 from service.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
@@ -55,7 +56,7 @@ def submit_request(
         mode=body.mode,
         method=body.method,
         classes=sorted(set(body.classes)),
-        config=body.config.model_dump(exclude_none=True) if body.config else {},
+        config=body.config.model_dump(exclude_unset=True) if body.config else {},
         status=RequestStatus.received,
         received_at=received,
         due_at=body.due_at or received + timedelta(days=settings.due_days),
@@ -93,7 +94,7 @@ def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: 
     sends it when the window closes, so everything that arrived meanwhile runs in one pass.
     """
     now = utcnow()
-    config = {**model.unlearn_defaults, **request.config}
+    config = effective_config(model=model, method=request.method, overrides=request.config)
     job = _open_job(session, model=model, request=request, config=config, now=now, settings=settings)
     coalesced = job is not None
     if job is None:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.db.enums import DatasetKind, VersionStatus
 from service.schemas.common import Strict
+from service.schemas.unlearn import GateThresholds, UnlearnSettings
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
@@ -69,9 +70,13 @@ class ModelSpec(Strict):
     name: Name
     training_dataset: str
     proxy_dataset: str | None = None
-    unlearn_defaults: dict[str, Any] = Field(default_factory=dict, description="Overrides of the checkpoint's defaults.")
-    gate_thresholds: dict[str, float | None] = Field(
-        default_factory=dict, description="Publish-gate overrides; null disables a check (see README, Publish gate)."
+    unlearn_defaults: UnlearnSettings = Field(
+        default_factory=UnlearnSettings,
+        description="Unlearning settings of this model; a key left out comes from the checkpoint header's "
+        "`unlearn_defaults`, else from the family's recommendation.",
+    )
+    gate_thresholds: GateThresholds = Field(
+        default_factory=GateThresholds, description="Publish-gate overrides; null disables a check (see README, Publish gate)."
     )
 
 
@@ -94,7 +99,7 @@ class ModelView(BaseModel):
     adapter_config: dict[str, Any]
     training_dataset: str
     proxy_dataset: str | None
-    unlearn_defaults: dict[str, Any]
-    gate_thresholds: dict[str, Any]
+    unlearn_defaults: dict[str, Any] = Field(description="Every setting a request against this model starts from.")
+    gate_thresholds: dict[str, float | None] = Field(description="The model's overrides of the publish gate's defaults.")
     current_version: int | None
     created_at: datetime

@@ -2,12 +2,13 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from service.db.enums import JobStatus, Method, Mode, RequestStatus
 from service.schemas.common import Strict
+from service.schemas.unlearn import METHOD_PARAMS, UnlearnOverrides
 
 SampleKey = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
 ClassLabel = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
@@ -28,7 +29,7 @@ class RequestCreate(Strict):
         None, description="Caller's own id; unique per API key, makes retries safe."
     )
     due_at: datetime | None = Field(None, description="Legal deadline; default received + due_days.")
-    config: "UnlearnOverrides | None" = Field(None, description="Per-request overrides of the model's unlearning defaults.")
+    config: UnlearnOverrides | None = Field(None, description="Per-request overrides of the model's unlearning defaults.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -49,12 +50,9 @@ class RequestCreate(Strict):
         try:
             checked = schema.model_validate(self.config.params)
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in err.errors())
-            known = list(schema.model_fields) or "none"
-            raise ValueError(
-                f"config.params do not fit method {self.method.value!r} ({problems}); its parameters: {known}"
-            ) from None
-        self.config.params = checked.model_dump(exclude_none=True)
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors())
+            raise ValueError(f"config.params do not fit method {self.method.value!r}: {problems}") from None
+        self.config.params = checked.model_dump(exclude_unset=True)
         return self
 
 
@@ -70,6 +68,9 @@ class JobSummary(BaseModel):
     base_version: int | None
     result_version: int | None
     attempts: int
+    planned_steps: int | None = Field(
+        description="Optimiser steps the job runs (its config's `steps`); null for a job recorded before budgets were explicit."
+    )
     progress: Progress
 
 
@@ -84,7 +85,12 @@ class RequestView(BaseModel):
     method: Method
     samples: list[str]
     classes: list[str]
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(description="The request's own overrides, as submitted.")
+    effective_config: dict[str, Any] = Field(
+        description="What the job runs with: the model family's recommended settings, overridden by the model's "
+        "`unlearn_defaults`, then by the request's `config`; `params` holds every parameter of the method."
+    )
+    planned_steps: int | None = Field(description="Optimiser steps the job runs (`effective_config.steps`).")
     received_at: datetime
     updated_at: datetime
     due_at: datetime
@@ -102,51 +108,3 @@ class RequestPage(BaseModel):
 class Rejection(Strict):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(description="Why the request is rejected.")
 
-
-class NoParams(Strict):
-    """A method without parameters of its own."""
-
-
-class MaxLossParams(Strict):
-    forget_bound: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Cap on each forget row's ascended reconstruction error (a hinge)."
-    )
-
-
-class GradientSurgeryParams(Strict):
-    forget_objective: Literal["encoder_l2", "max_loss"] = Field(
-        "encoder_l2", description="Forget objective whose gradient is projected: encoder-L2 forget term or gradient ascent."
-    )
-
-
-# Per-method parameters; checked again by the worker's method registry.
-METHOD_PARAMS: dict[Method, type[Strict]] = {
-    Method.encoder_l2: NoParams,
-    Method.max_loss: MaxLossParams,
-    Method.noisy_label: NoParams,
-    Method.retain_label: NoParams,
-    Method.random_encoder: NoParams,
-    Method.gradient_surgery: GradientSurgeryParams,
-}
-
-
-class UnlearnOverrides(Strict):
-    """Per-request overrides of the model's unlearning defaults; checked again by the worker's config."""
-
-    lr: float | None = Field(None, gt=0, le=1)
-    alpha: float | None = Field(None, gt=0, le=100)
-    epochs: int | None = Field(None, ge=1, le=100)
-    batch_size: int | None = Field(None, ge=2, le=4096, multiple_of=2)
-    optimizer: Literal["adam", "adamw"] | None = None
-    weight_decay: float | None = Field(None, ge=0, le=1)
-    grad_clip: float | None = Field(None, gt=0)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    max_steps: int | None = Field(None, ge=1, le=1_000_000)
-    params: dict[str, Any] | None = Field(
-        None,
-        description="Parameters of the request's `method`: max_loss takes forget_bound, gradient_surgery takes "
-        "forget_objective; the other methods take none.",
-    )
-
-
-RequestCreate.model_rebuild()

@@ -15,7 +15,7 @@ from worker.unlearn import checkpoint_from_bytes, checkpoint_to_bytes, create_ad
 
 pytestmark = pytest.mark.integration
 # Enough steps that the test can watch progress; a tiny model makes each step a few milliseconds.
-DEFAULTS = {"lr": 1e-3, "alpha": 0.25, "epochs": 1000, "batch_size": 8, "max_steps": 600, "seed": 0}
+DEFAULTS = {"lr": 1e-3, "alpha": 0.25, "batch_size": 8, "steps": 600, "seed": 0}
 # A randomly initialised tiny model has no quality to protect: only the forget-side drop is gated here.
 # The measured defaults are checked on the demo model in tests/unlearn; an impossible threshold below.
 TINY_GATE = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forget_min_cosine_drop": None,
@@ -70,6 +70,11 @@ def test_request_to_new_version(stack):
     assert running, "progress was never visible while running"
     assert running[0]["job"]["progress"]["total"] == 600
     assert set(running[0]["job"]["progress"]["losses"]) >= {"loss", "retain", "forget"}
+    assert created.json()["planned_steps"] == final["planned_steps"] == final["job"]["planned_steps"] == 600
+    job = auditor.get(f"/jobs/{final['job']['id']}").json()
+    assert job["config"] == final["effective_config"] and job["config"]["steps"] == 600
+    assert [h["step"] for h in job["loss_history"]] == list(range(3, 601, 3))  # 200 evenly spaced, the last included
+    assert set(job["loss_history"][0]) >= {"step", "loss", "retain", "forget"}
 
     versions = auditor.get("/models/tiny/versions").json()
     assert [(v["version"], v["parent_version"], v["status"], v["is_current"]) for v in versions] == [
@@ -133,7 +138,7 @@ def test_a_chosen_method_runs_and_is_recorded(tmp_path):
         base = register_demo_data(stack, gate={k: None for k in TINY_GATE})
         officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
         body = {"model": "tiny", "samples": ["tr-square-000"], "method": "max_loss",
-                "config": {"max_steps": 20, "params": {"forget_bound": 0.5}}}  # fmt: skip
+                "config": {"steps": 20, "params": {"forget_bound": 0.5}}}  # fmt: skip
         created = officer.post("/unlearn-requests", json=body)
         assert created.status_code == 201, created.text
         final, _ = follow(auditor, created.json()["id"])
@@ -141,7 +146,7 @@ def test_a_chosen_method_runs_and_is_recorded(tmp_path):
         assert final["method"] == "max_loss"
         new, header = checkpoint_from_bytes(auditor.get("/models/tiny/versions/current/checkpoint").content)
         assert header["method"] == "max_loss" and header["unlearn_config"]["params"] == {"forget_bound": 0.5}
-        assert header["unlearn_config"]["max_steps"] == 20
+        assert header["unlearn_config"]["steps"] == 20
         old, _ = checkpoint_from_bytes(base)
         old_sd, new_sd = old.state_dict(), new.state_dict()
         assert not torch.equal(old_sd["decoder_pred.weight"], new_sd["decoder_pred.weight"])  # whole generator

@@ -42,6 +42,7 @@ def test_submit_from_arguments_a_file_and_classes_then_status_and_replay(cli, tm
     assert code == Exit.OK
     assert f"request   {request['id']}  (external id ext-1)" in out
     assert "status    queued" in out and "class fox; 3 samples (tr-cat-000, tr-dog-001, tr-dog-002)" in out
+    assert "settings  lr=0.001 alpha=0.25 steps=600 batch_size=64 " in out and "params={}" in out
     code, out, _ = cli("status", request["id"], "--json")  # global options are accepted after the command too
     assert json.loads(out)["id"] == request["id"]
 

@@ -46,11 +46,11 @@ def test_unknown_method_is_422_naming_the_known_ones(api):
 
 def test_bad_method_parameters_are_422_with_a_clear_message(api):
     cases = {
-        ("encoder_l2", "x"): "config.params do not fit method 'encoder_l2' (x: Extra inputs are not permitted); its parameters: none",
-        ("max_loss", "bound"): "config.params do not fit method 'max_loss' (bound: Extra inputs are not permitted); its parameters: ['forget_bound']",
-        ("max_loss", "forget_bound"): "config.params do not fit method 'max_loss' (forget_bound: Input should be greater than 0)",
-        ("gradient_surgery", "forget_objective"): "config.params do not fit method 'gradient_surgery' (forget_objective: Input should be 'encoder_l2' or 'max_loss')",
-        ("gradient_surgery", "forget_bound"): "config.params do not fit method 'gradient_surgery' (forget_bound: Extra inputs are not permitted)",
+        ("encoder_l2", "x"): "config.params do not fit method 'encoder_l2': unknown key(s) ['x']; known keys: none",
+        ("max_loss", "bound"): "config.params do not fit method 'max_loss': unknown key(s) ['bound']; known keys: ['forget_bound']",
+        ("max_loss", "forget_bound"): "config.params do not fit method 'max_loss': forget_bound: Input should be greater than 0",
+        ("gradient_surgery", "forget_objective"): "config.params do not fit method 'gradient_surgery': forget_objective: Input should be 'encoder_l2' or 'max_loss'",
+        ("gradient_surgery", "forget_bound"): "config.params do not fit method 'gradient_surgery': unknown key(s) ['forget_bound']; known keys: ['forget_objective']",
     }  # fmt: skip
     values = {"x": 1, "bound": 1, "forget_bound": -1, "forget_objective": "ascend"}
     for (method, key), message in cases.items():

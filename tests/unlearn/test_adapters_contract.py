@@ -10,7 +10,7 @@ from worker.unlearn import Adapter, EncoderL2Config, NonFiniteLoss, create_adapt
 from worker.unlearn.losses import encoder_l2, noise_images
 
 FAMILIES = list_families()
-SHORT = EncoderL2Config(lr=1e-3, epochs=1, batch_size=8, max_steps=6, seed=0)
+SHORT = EncoderL2Config(lr=1e-3, batch_size=8, steps=6, seed=0)
 
 
 def test_every_family_has_a_tiny_config() -> None:
@@ -131,7 +131,7 @@ def fixed_objective(base: Adapter, student: Adapter, forget: torch.Tensor, retai
 def test_loss_decreases_and_progress_is_reported(family: str) -> None:
     base = make_tiny(family)
     forget, retain, seen = make_images(base, 4, 10), make_images(base, 64, 11), []
-    config = EncoderL2Config(lr=1e-3, epochs=6, batch_size=16, seed=0)
+    config = EncoderL2Config(lr=1e-3, steps=48, batch_size=16, seed=0)
     result = run_unlearning(base, forget, retain, config, on_step=seen.append)
     assert [s.step for s in seen] == list(range(1, result.steps + 1)) and seen == result.history
     assert all(s.total == result.steps for s in seen) and set(seen[0].losses) == {"loss", "retain", "forget"}
@@ -154,7 +154,7 @@ def test_non_finite_loss_raises_and_leaves_the_input_alone(family: str, case: st
     elif case == "nan_retain":
         retain[:] = float("nan")
     else:
-        config = SHORT.replace(lr=1e30, max_steps=20)
+        config = SHORT.replace(lr=1e30, steps=20)
     with pytest.raises(NonFiniteLoss):
         run_unlearning(base, forget, retain, config)
     assert all(torch.equal(base.state_dict()[k], v) for k, v in before.items())

@@ -90,3 +90,19 @@ def test_a_header_length_that_looks_like_a_pickle_opcode_still_loads() -> None:
             break
     assert data[:1] == b"\x80"
     assert checkpoint_from_bytes(data)[1]["note"].startswith("x")
+
+
+def test_read_header_and_load_checkpoint_take_bytes_or_a_path(tmp_path) -> None:
+    adapter = make_tiny("mae", seed=2)
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(adapter, path, EXTRA)
+    data = path.read_bytes()
+    assert read_header(path) == read_header(str(path)) == read_header(data) == read_header(bytearray(data))
+    assert read_header(path)["request_ids"] == ["r1", "r2"]
+    for source in (path, str(path), data):
+        loaded, header = load_checkpoint(source)
+        assert header == read_header(data)
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in adapter.state_dict().items())
+    torch.save(adapter.state_dict(), tmp_path / "model.pth")
+    with pytest.raises(CheckpointError, match="pickle checkpoints"):
+        read_header(tmp_path / "model.pth")

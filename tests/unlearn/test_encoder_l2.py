@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from tests.unlearn.tiny_models import make_images, make_tiny
 
 from worker.unlearn import EncoderL2Config, MAEAdapter, run_unlearning
-from worker.unlearn.loop import cycled_indices, plan_steps
+from worker.unlearn.config import recommended_config, upgrade_legacy
+from worker.unlearn.loop import cycled_indices
 from worker.unlearn.losses import encoder_l2, noise_images
 
 
@@ -53,11 +52,14 @@ def test_noise_uses_the_fixed_model_statistics_and_is_clipped() -> None:
     assert float(n[:, 1].max()) == 1.0 and float(n[:, 1].min()) == 0.0  # wide channel hits both clips
 
 
-def test_steps_cover_the_larger_set_each_epoch() -> None:
-    config = EncoderL2Config(batch_size=64, epochs=3)
-    assert plan_steps(6000, 9000, config) == 3 * math.ceil(9000 / 32)
-    assert plan_steps(10, 9000, config) == plan_steps(6000, 9000, config)
-    assert plan_steps(10, 9000, config.replace(max_steps=100)) == 100
+@pytest.mark.parametrize(("n_forget", "n_retain"), [(3, 5), (2, 40), (40, 2)])
+def test_a_run_takes_the_configured_steps_whatever_the_set_sizes(n_forget: int, n_retain: int) -> None:
+    base = make_tiny("mae")
+    config = EncoderL2Config(lr=1e-3, batch_size=8, steps=9)  # 9 steps of 4 + 4 rows: more than one pass of either set
+    seen = []
+    result = run_unlearning(base, make_images(base, n_forget, 1), make_images(base, n_retain, 2), config, seen.append)
+    assert result.steps == len(result.history) == 9
+    assert [(i.step, i.total) for i in seen] == [(s, 9) for s in range(1, 10)]
 
 
 def test_forget_rows_are_oversampled_evenly() -> None:
@@ -68,7 +70,7 @@ def test_forget_rows_are_oversampled_evenly() -> None:
 
 
 def test_teacher_targets_use_the_student_masks_and_only_what_the_loss_needs() -> None:
-    calls, forget, retain, base = recorded_run(EncoderL2Config(lr=1e-3, batch_size=8, max_steps=4))
+    calls, forget, retain, base = recorded_run(EncoderL2Config(lr=1e-3, batch_size=8, steps=4))
     half = 4
     assert len(calls) == 3 * 4  # per step: teacher on retain rows, teacher on noise, student on all rows
     for step in range(4):
@@ -83,10 +85,35 @@ def test_teacher_targets_use_the_student_masks_and_only_what_the_loss_needs() ->
         assert not torch.equal(student["mask"][0], student["mask"][1])  # one draw per row
 
 
-def test_config_defaults_are_the_papers() -> None:
+def test_config_defaults_are_the_settings_measured_on_the_demo_model() -> None:
     c = EncoderL2Config()
-    assert (c.lr, c.alpha, c.epochs, c.optimizer, c.weight_decay, c.grad_clip) == (1e-5, 0.25, 3, "adam", 0.0, None)
+    assert (c.lr, c.alpha, c.steps, c.batch_size, c.optimizer, c.weight_decay, c.grad_clip, c.seed) == (
+        1e-3, 0.25, 600, 64, "adam", 0.0, None, 0)
     assert EncoderL2Config.from_dict(c.to_dict()) == c
+
+
+def test_recommended_lr_scales_as_one_over_the_mae_width_within_the_measured_range() -> None:
+    assert recommended_config("mae", {"embed_dim": 96}) == EncoderL2Config()  # the demo model's width
+    assert recommended_config("mae", {"embed_dim": 32}).lr == 1e-3  # never above the measured lr
+    assert recommended_config("mae", {"embed_dim": 192}).lr == 5e-4
+    assert recommended_config("mae", {"embed_dim": 768}).lr == 1.3e-4  # ViT-B
+    assert recommended_config("mae", {"embed_dim": 100_000}).lr == 1e-5  # floor: the paper's ViT-L lr
+    other = recommended_config("mae", {"embed_dim": 768})
+    assert other.replace(lr=1e-3) == EncoderL2Config()  # only the lr depends on the model
+    assert recommended_config("mae", {}) == recommended_config("vqgan", {"embed_dim": 768}) == EncoderL2Config()
+    assert recommended_config("mae", {"embed_dim": True}) == EncoderL2Config()
+
+
+def test_older_headers_are_read_with_max_steps_as_the_step_count() -> None:
+    demo_header = {"lr": 1e-3, "alpha": 0.25, "epochs": 3, "batch_size": 64, "optimizer": "adam",
+                   "weight_decay": 0.0, "grad_clip": None, "seed": 0, "max_steps": 600}  # fmt: skip
+    assert EncoderL2Config.from_header(demo_header) == EncoderL2Config(lr=1e-3, steps=600)
+    assert EncoderL2Config.from_header({"epochs": 3, "max_steps": None}) == EncoderL2Config()
+    assert upgrade_legacy({"max_steps": 5, "steps": 7}) == {"steps": 7}
+    base = EncoderL2Config(lr=2e-4)
+    assert EncoderL2Config.from_header({"alpha": 0.5}, base) == base.replace(alpha=0.5)
+    with pytest.raises(ValueError, match="unknown EncoderL2Config keys"):
+        EncoderL2Config.from_header({"momentum": 0.9})
 
 
 @pytest.mark.parametrize(
@@ -95,14 +122,24 @@ def test_config_defaults_are_the_papers() -> None:
         ({"lr": 0}, "lr must be a positive"),
         ({"lr": float("nan")}, "lr must be a positive"),
         ({"alpha": -1}, "alpha must be a positive"),
-        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"steps": 5.0}, "steps must be an integer"),
+        ({"steps": "5"}, "steps must be an integer"),
+        ({"steps": True}, "steps must be an integer"),
+        ({"lr": True}, "lr must be a positive finite number"),
+        ({"lr": "0.001"}, "lr must be a positive finite number"),
+        ({"alpha": float("inf")}, "alpha must be a positive finite number"),
+        ({"grad_clip": float("inf")}, "grad_clip"),
+        ({"grad_clip": True}, "grad_clip"),
+        ({"weight_decay": False}, "weight_decay"),
+        ({"batch_size": True}, "batch_size must be an even integer"),
+        ({"seed": 1.0}, "seed"),
         ({"batch_size": 1}, "batch_size must be an even integer >= 2"),
         ({"batch_size": 7}, "batch_size must be an even integer"),
         ({"optimizer": "sgd"}, "optimizer must be one of"),
         ({"weight_decay": -0.1}, "weight_decay"),
         ({"grad_clip": 0}, "grad_clip"),
         ({"seed": -1}, "seed"),
-        ({"max_steps": 0}, "max_steps"),
     ],
 )
 def test_config_validation_names_the_problem(changes: dict, message: str) -> None:
@@ -119,6 +156,6 @@ def test_config_from_dict_rejects_unknown_keys() -> None:
 
 def test_adamw_weight_decay_and_grad_clip_run() -> None:
     base = make_tiny("mae")
-    config = EncoderL2Config(lr=1e-3, batch_size=8, max_steps=3, optimizer="adamw", weight_decay=0.05, grad_clip=1.0)
+    config = EncoderL2Config(lr=1e-3, batch_size=8, steps=3, optimizer="adamw", weight_decay=0.05, grad_clip=1.0)
     result = run_unlearning(base, make_images(base, 2, 1), make_images(base, 10, 2), config)
     assert result.steps == 3 and result.config == config and result.seconds > 0

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from worker.fashion_mnist import CLASS_NAMES
-from worker.unlearn.features import FeatureNet, FeatureNetConfig, load_feature_net, save_feature_net
+from worker.unlearn.features import FeatureNet, FeatureNetConfig, load_feature_net, read_header, save_feature_net
 from worker.unlearn.train_classifier import Recipe, accuracy, fit
 
 SHIPPED = Path(__file__).resolve().parents[2] / "worker" / "assets" / "demo" / "classifier.safetensors"
@@ -44,6 +44,7 @@ def test_save_load_round_trip_from_path_and_bytes(tmp_path):
         assert not any(p.requires_grad for p in loaded.parameters())
         assert loaded.header["class_names"] == list(CLASS_NAMES) and loaded.header["test_accuracy"] == 0.5
         assert torch.equal(loaded.features(x), net.features(x))
+        assert read_header(source) == loaded.header
 
 
 def test_load_refuses_a_file_without_the_oblivio_header(tmp_path):

@@ -31,7 +31,7 @@ from worker.unlearn.metrics import evaluate
 
 ENCODER_ONLY = ("encoder_l2", "random_encoder", "gradient_surgery")
 WHOLE_GENERATOR = ("max_loss", "noisy_label", "retain_label")
-CONFIG = EncoderL2Config(lr=3e-3, batch_size=16, max_steps=40, seed=0)
+CONFIG = EncoderL2Config(lr=3e-3, batch_size=16, steps=40, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_no_method_modifies_its_input_adapter(setting) -> None:
     base, forget, retain = setting
     before = snapshot(base)
     for name in list_methods():
-        run_method(name, base, forget, retain, CONFIG.replace(max_steps=2))
+        run_method(name, base, forget, retain, CONFIG.replace(steps=2))
     assert not _changed(before, snapshot(base))
 
 
@@ -190,8 +190,8 @@ def test_the_forget_weight_matters(setting) -> None:
     """The forget term acts on forget rows (the reference code's retain-mask bug would make alpha inert)."""
     base, forget, retain = setting
     for name in ("retain_label", "random_encoder"):
-        a = run_method(name, base, forget, retain, CONFIG.replace(max_steps=5, alpha=1e-6)).adapter
-        b = run_method(name, base, forget, retain, CONFIG.replace(max_steps=5, alpha=1.0)).adapter
+        a = run_method(name, base, forget, retain, CONFIG.replace(steps=5, alpha=1e-6)).adapter
+        b = run_method(name, base, forget, retain, CONFIG.replace(steps=5, alpha=1.0)).adapter
         mask, _ = _fixed(base, len(forget))
         with torch.no_grad():
             gap = float((a.encode(forget, mask) - b.encode(forget, mask)).abs().max())
@@ -201,8 +201,8 @@ def test_the_forget_weight_matters(setting) -> None:
 def test_runs_are_reproducible(setting) -> None:
     base, forget, retain = setting
     for name in ("max_loss", "gradient_surgery"):
-        a = run_method(name, base, forget, retain, CONFIG.replace(max_steps=3))
-        b = run_method(name, base, forget, retain, CONFIG.replace(max_steps=3))
+        a = run_method(name, base, forget, retain, CONFIG.replace(steps=3))
+        b = run_method(name, base, forget, retain, CONFIG.replace(steps=3))
         assert not _changed(snapshot(a.adapter), snapshot(b.adapter))
         assert [h.losses for h in a.history] == [h.losses for h in b.history]
 

@@ -38,7 +38,7 @@ def demo(fashion_mnist):
     forget = train_x[train_y == FORGET_CLASS]  # (6000, 1, 28, 28)
     proxy = test_x[test_y != FORGET_CLASS]  # (9000, 1, 28, 28): public, forget class excluded
     sets = {"forget": forget[:N_EVAL], "retain": train_x[train_y != FORGET_CLASS][:N_EVAL]}
-    config = EncoderL2Config.from_dict(header["unlearn_defaults"])
+    config = EncoderL2Config.from_header(header["unlearn_defaults"])
     before = {name: evaluate(adapter, x, features, seed=0) for name, x in sets.items()}
     result = run_unlearning(adapter, forget, proxy, config)
     after = {name: evaluate(result.adapter, x, features, seed=0) for name, x in sets.items()}
@@ -63,5 +63,5 @@ def test_retained_classes_barely_move(demo, task: str) -> None:
 
 def test_the_run_used_the_models_defaults(demo) -> None:
     _, _, result = demo
-    assert result.steps == result.config.max_steps == len(result.history)
+    assert result.steps == result.config.steps == len(result.history) == 600
     assert result.history[-1].losses["forget"] < 0.5 * result.history[0].losses["forget"]

@@ -19,7 +19,7 @@ from worker.unlearn.teacher_cache import (
     build_cache,
 )
 
-CONFIG = EncoderL2Config(lr=1e-3, batch_size=8, max_steps=6, seed=3)
+CONFIG = EncoderL2Config(lr=1e-3, batch_size=8, steps=6, seed=3)
 PROXY = "proxy-manifest-digest"
 
 
@@ -59,7 +59,7 @@ def test_cached_steps_run_only_the_student() -> None:
     adapter.load_state_dict(base.state_dict())
     RecordingMAE.calls = []
     run_unlearning(adapter, forget, retain, CONFIG, targets=cache)
-    assert len(RecordingMAE.calls) == CONFIG.max_steps  # one encode per step: the student's, with grad
+    assert len(RecordingMAE.calls) == CONFIG.steps  # one encode per step: the student's, with grad
     assert all(c["grad"] and c["training"] for c in RecordingMAE.calls)
     first = RecordingMAE.calls[0]
     half = CONFIG.batch_size // 2

@@ -37,8 +37,25 @@ def checkpoint_to_bytes(adapter: Adapter, header: dict[str, Any] | None = None) 
     return st_save(tensors, metadata={METADATA_KEY: json.dumps(full, sort_keys=True)})
 
 
-def read_header(data: bytes) -> dict[str, Any]:
-    """The Oblivio header of checkpoint bytes, without reading the tensors."""
+Source = bytes | str | os.PathLike
+"""A checkpoint: its bytes, or the path of its file."""
+
+
+def read_header(source: Source) -> dict[str, Any]:
+    """The Oblivio header of a checkpoint (bytes or a file path), without reading the tensors."""
+    data = source if isinstance(source, bytes | bytearray | memoryview) else _read_head(Path(source))
+    return _parse_header(bytes(data))
+
+
+def _read_head(path: Path) -> bytes:
+    """The first 8 bytes and the safetensors JSON header that follows them (no tensor bytes)."""
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+        return prefix + f.read(min(n, _MAX_HEADER_BYTES))
+
+
+def _parse_header(data: bytes) -> dict[str, Any]:
     n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     if not 0 <= n <= min(len(data) - 8, _MAX_HEADER_BYTES):
         if data[:2] == b"PK" or data[:1] == b"\x80":  # torch.save zip archive or bare pickle stream
@@ -57,7 +74,7 @@ def read_header(data: bytes) -> dict[str, Any]:
 
 def checkpoint_from_bytes(data: bytes) -> tuple[Adapter, dict[str, Any]]:
     """Rebuild the adapter (strict key and shape check) and return it with the full header."""
-    header = read_header(data)
+    header = _parse_header(data)
     adapter = create_adapter(header["family"], header["config"])
     adapter.load_state_dict(st_load(data), strict=True)
     return adapter, header
@@ -83,6 +100,7 @@ def save_checkpoint(adapter: Adapter, path: str | Path, header: dict[str, Any] |
     return sha256_hex(data)
 
 
-def load_checkpoint(path: str | Path) -> tuple[Adapter, dict[str, Any]]:
-    """Read a checkpoint file; see :func:`checkpoint_from_bytes`."""
-    return checkpoint_from_bytes(Path(path).read_bytes())
+def load_checkpoint(source: Source) -> tuple[Adapter, dict[str, Any]]:
+    """Load a checkpoint from its bytes or a file path; see :func:`checkpoint_from_bytes`."""
+    data = source if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+    return checkpoint_from_bytes(bytes(data))

@@ -89,8 +89,9 @@ def save_feature_net(path: str | os.PathLike, net: FeatureNet, header: dict) -> 
     save_file(tensors, str(path), metadata={"oblivio": json.dumps(meta, sort_keys=True)})
 
 
-def read_header(data: bytes) -> dict:
-    """The ``"oblivio"`` JSON header of a safetensors blob (u64 length, JSON, tensor bytes)."""
+def read_header(source: str | os.PathLike | bytes) -> dict:
+    """The ``"oblivio"`` JSON header of a safetensors file or its bytes (u64 length, JSON, tensor bytes)."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
     if "oblivio" not in metadata:

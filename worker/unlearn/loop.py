@@ -55,13 +55,6 @@ class UnlearnResult:
     config: EncoderL2Config
 
 
-def plan_steps(n_forget: int, n_retain: int, config: EncoderL2Config) -> int:
-    """Total steps: ``epochs`` passes over ``max(n_forget, n_retain)`` pairs, capped by ``max_steps``."""
-    per_epoch = math.ceil(max(n_forget, n_retain) / (config.batch_size // 2))
-    total = config.epochs * per_epoch
-    return total if config.max_steps is None else min(total, config.max_steps)
-
-
 def cycled_indices(n: int, count: int, generator: torch.Generator) -> Tensor:
     """(count,) indices into ``n`` items: fresh random permutations back to back (oversampling)."""
     reps = math.ceil(count / n)
@@ -102,7 +95,7 @@ def run_unlearning(
     optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
 
     half = config.batch_size // 2
-    total = plan_steps(len(forget), len(retain), config)
+    total = config.steps  # the budget, whatever the sizes of the two sets
     forget_ids = cycled_indices(len(forget), total * half, gen)  # (steps * B/2,)
     retain_ids = cycled_indices(len(retain), total * half, gen)
     if targets is None:

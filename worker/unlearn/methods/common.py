@@ -28,7 +28,6 @@ from ..loop import (
     cycled_indices,
     finish_run,
     finite_losses,
-    plan_steps,
     record_step,
 )
 from ..losses import noise_images
@@ -130,7 +129,7 @@ def run_objective(
     needs_teacher: bool,
     backward: Backward = _backward_sum,
 ) -> UnlearnResult:
-    """Minimise ``objective`` over ``trains`` for ``plan_steps`` steps; ``adapter`` is not modified.
+    """Minimise ``objective`` over ``trains`` for ``config.steps`` steps; ``adapter`` is not modified.
 
     forget: (N_f, C, H, W), retain: (N_r, C, H, W), floats in [0, 1]. ``backward`` turns the terms
     into ``.grad`` on ``ctx.params`` (default: backprop ``terms["loss"]``) and may return extra
@@ -154,7 +153,7 @@ def run_objective(
     ctx = Context(student=student, teacher=teacher, params=params, config=config, generator=gen)
 
     half = config.batch_size // 2
-    total = plan_steps(len(forget), len(retain), config)
+    total = config.steps
     forget_ids = cycled_indices(len(forget), total * half, gen)  # (steps * B/2,)
     retain_ids = cycled_indices(len(retain), total * half, gen)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

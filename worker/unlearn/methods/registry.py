@@ -80,14 +80,17 @@ def make_params(name: str, params: Mapping[str, Any] | None = None) -> Any:
         raise ValueError(f"invalid parameters for method {name!r}: {err}") from None
 
 
-def parse_method_config(name: str, config: Mapping[str, Any]) -> tuple[EncoderL2Config, Any]:
+def parse_method_config(
+    name: str, config: Mapping[str, Any], defaults: EncoderL2Config | None = None
+) -> tuple[EncoderL2Config, Any]:
     """Split a job config into the shared :class:`EncoderL2Config` and method ``name``'s parameters.
 
-    config: the shared keys plus, optionally, ``"params"``: {parameter: value}.
+    config: the shared keys plus, optionally, ``"params"``: {parameter: value}; a shared key it
+    leaves out comes from ``defaults`` (default: the class defaults). Unknown keys are a ValueError.
     """
     spec = get_method(name)
     shared = {k: v for k, v in config.items() if k != PARAMS_KEY}
-    return EncoderL2Config.from_dict(shared), make_params(spec.name, config.get(PARAMS_KEY))
+    return (defaults or EncoderL2Config()).replace(**shared), make_params(spec.name, config.get(PARAMS_KEY))
 
 
 def run_method(
