@@ -1,7 +1,7 @@
 """config steps: unlearning settings budget their work in optimiser steps
 
-Revision ID: 0004_config_steps
-Revises: 0003
+Revision ID: 0005_config_steps
+Revises: 0004_evidence
 Create Date: 2026-12-03 17:50:00
 
 Data only. Stored settings (models' unlearn_defaults, requests' config, jobs' config) written before
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0004_config_steps'
-down_revision: str | None = '0003'
+revision: str = '0005_config_steps'
+down_revision: str | None = '0004_evidence'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
