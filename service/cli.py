@@ -119,13 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     reject.add_argument("id", type=_request_id)
     reject.add_argument("--reason", required=True)
 
-    report = command("report", "download the signed audit report of a request")
+    receipt = command("receipt", "download a request's signed receipt: its own samples, the job's verdict and metrics")
+    receipt.add_argument("id", type=_request_id)
+    receipt.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    report = command("report", "download the signed audit report of a request's job, every request in it (auditor)")
     report.add_argument("id", type=_request_id)
     report.add_argument("--html", action="store_true", help="the rendered HTML instead of the signed JSON")
     report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
-    verify = command("verify", "check a report's Ed25519 signature offline")
-    verify.add_argument("report", help="report JSON as downloaded by `oblivio report`")
+    verify = command("verify", "check a report's or receipt's Ed25519 signature offline")
+    verify.add_argument("report", help="report or receipt JSON as downloaded by `oblivio report` or `oblivio receipt`")
     verify.add_argument("--public-key", required=True, help="PEM file of the public key (`oblivio signing-key`)")
+    verify.add_argument("--against", type=Path, metavar="REPORT", help="also check that the receipt quotes this job report")
     signing_key = command("signing-key", "print the public key (PEM) that verifies reports")
     signing_key.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     signing_key.add_argument("--local", action="store_true",
@@ -199,7 +203,7 @@ def _run(args: argparse.Namespace, http: httpx.Client | None) -> int:
     client = Client(http, args.api_key) if http is not None else Client.connect(args.url, args.api_key, args.timeout)
     commands: dict[str, Callable[[Client, argparse.Namespace], int]] = {
         "submit": _submit, "status": _status, "list": _list, "watch": _watch_command, "cancel": _decide,
-        "approve": _decide, "reject": _decide, "report": _report, "signing-key": _signing_key,
+        "approve": _decide, "reject": _decide, "report": _report, "receipt": _receipt, "signing-key": _signing_key,
         "keys": _keys, "models": _models,
     }
     return commands[args.command](client, args)
@@ -325,18 +329,27 @@ def _report(client: Client, args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _receipt(client: Client, args: argparse.Namespace) -> int:
+    content = client.call("GET", f"/unlearn-requests/{args.id}/receipt").content
+    if args.output is None:
+        sys.stdout.buffer.write(content + b"\n")
+        return Exit.OK
+    _write(args.output, content)
+    _show(args, {"request": args.id, "path": str(args.output)}, lambda r: f"receipt of {r['request']} written to {r['path']}")
+    return Exit.OK
+
+
 def _verify(args: argparse.Namespace) -> int:
-    from service.audit.canonical import digest
-    from service.audit.signing import load_public_pem, verify_signed
+    from service.audit.receipt import verify_document
+    from service.audit.signing import load_public_pem
 
     try:
         document = json.loads(Path(args.report).read_bytes())
         public_key = load_public_pem(Path(args.public_key).read_bytes())
+        report = json.loads(args.against.read_bytes()) if args.against else None
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    ok, reason = verify_signed(document, public_key)
-    if ok and document.get("digest") not in (None, digest(document["body"])):
-        ok, reason = False, "stated digest does not match the body"
+    ok, reason = verify_document(document, public_key, report=report)
     _show(args, {"ok": ok, "reason": reason}, lambda r: f"{'OK' if ok else 'INVALID'}: {reason}")
     return Exit.OK if ok else Exit.FAILED
 

@@ -44,7 +44,10 @@ def verify_document(
     ok, why = verify_signed(report, public_key)
     if not ok:
         return False, f"the report: {why}"
-    return _quotes(document["body"], report["body"])
+    try:
+        return _quotes(document["body"], report["body"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        return False, f"malformed receipt or report: {exc!r}"
 
 
 def _quotes(receipt: dict[str, Any], report: dict[str, Any]) -> tuple[bool, str]:
