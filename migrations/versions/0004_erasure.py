@@ -37,9 +37,9 @@ def upgrade() -> None:
     sa.Column('version_id', sa.Integer(), nullable=False),
     sa.Column('erased_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_erasures_model_id_models'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['request_id'], ['unlearn_requests.id'], name=op.f('fk_erasures_request_id_unlearn_requests'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['request_id'], ['unlearn_requests.id'], name=op.f('fk_erasures_request_id_unlearn_requests'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['sample_id'], ['samples.id'], name=op.f('fk_erasures_sample_id_samples'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], name=op.f('fk_erasures_version_id_model_versions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], name=op.f('fk_erasures_version_id_model_versions')),
     sa.PrimaryKeyConstraint('model_id', 'sample_id', name=op.f('pk_erasures'))
     )
     _move_marks(op.get_bind())
