@@ -335,7 +335,8 @@ def _receipt(client: Client, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(content + b"\n")
         return Exit.OK
     _write(args.output, content)
-    _show(args, {"request": args.id, "path": str(args.output)}, lambda r: f"receipt of {r['request']} written to {r['path']}")
+    result = {"request": args.id, "path": str(args.output)}
+    _show(args, result, lambda r: f"receipt of {r['request']} written to {r['path']}")
     return Exit.OK
 
 

@@ -63,7 +63,8 @@ def _move_marks(conn) -> None:
             by_job.setdefault(r.job_id, []).append(r)
         ids = [r.id for rows in by_job.values() for r in rows]
         named = {tuple(row) for row in conn.execute(
-            sa.select(_request_samples.c.request_id, _request_samples.c.sample_id).where(_request_samples.c.request_id.in_(ids))
+            sa.select(_request_samples.c.request_id, _request_samples.c.sample_id)
+            .where(_request_samples.c.request_id.in_(ids))
         )}
     rows = []
     for sample_id, label, erased_at, version_id, model_id, job_id in marks:

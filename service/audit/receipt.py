@@ -15,7 +15,9 @@ from service.audit.signing import verify_signed
 SCHEMA = "oblivio.receipt/1"
 
 
-def receipt_body(*, request: dict[str, Any], classes: list[str], report: dict[str, Any], report_digest: str) -> dict[str, Any]:
+def receipt_body(
+    *, request: dict[str, Any], classes: list[str], report: dict[str, Any], report_digest: str
+) -> dict[str, Any]:
     """`request`: the request's own fields; `report`: the signed job report body it quotes from."""
     entry = next((r for r in report["requests"] if r["id"] == request["id"]), {"samples": []})
     samples = {s["sample_key"]: s for s in entry["samples"]}  # a sample named twice is listed once

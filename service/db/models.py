@@ -168,7 +168,9 @@ class Erasure(Base):
 
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
-    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("unlearn_requests.id", ondelete="SET NULL"), default=None)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("unlearn_requests.id", ondelete="SET NULL"), default=None
+    )
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

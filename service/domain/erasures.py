@@ -24,7 +24,8 @@ def erased_ids(session: Session, *, model_id: int, sample_ids: list[int]) -> set
     found: set[int] = set()
     for start in range(0, len(sample_ids), 5000):
         chunk = sample_ids[start : start + 5000]
-        found.update(session.scalars(select(Erasure.sample_id).where(Erasure.model_id == model_id, Erasure.sample_id.in_(chunk))))
+        query = select(Erasure.sample_id).where(Erasure.model_id == model_id, Erasure.sample_id.in_(chunk))
+        found.update(session.scalars(query))
     return found
 
 

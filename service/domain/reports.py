@@ -40,8 +40,9 @@ def receipt_for_request(session: Session, *, request_id: uuid.UUID, signer: Sign
     own = {
         "id": str(request.id), "external_id": request.external_id, "model": request.model.name,
         "mode": request.mode.value, "method": request.method.value, "status": request.status.value,
-        "reason": request.reason, "result_version": request.result_version, "received_at": request.received_at.isoformat(),
-        "due_at": request.due_at.isoformat(), "finished_at": request.finished_at.isoformat() if request.finished_at else None,
+        "reason": request.reason, "result_version": request.result_version,
+        "received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),
+        "finished_at": request.finished_at.isoformat() if request.finished_at else None,
     }
     body = receipt_body(request=own, classes=request.classes, report=report.body, report_digest=report.digest)
     return {"body": body, "digest": digest(body), "signature": signer.sign(body)}

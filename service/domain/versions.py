@@ -46,7 +46,8 @@ def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor:
         raise Forbidden(f"version {version.version} of model '{model.name}' predates an erasure (superseded); "
                         "until it is purged only an admin may download it")
     record(session, actor=actor, action="checkpoint.downloaded", subject=f"model:{model.name}",
-           data={"version": version.version, "checkpoint_digest": version.checkpoint_digest, "status": version.status.value})
+           data={"version": version.version, "checkpoint_digest": version.checkpoint_digest,
+                 "status": version.status.value})
     return version
 
 
