@@ -119,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     reject.add_argument("id", type=_request_id)
     reject.add_argument("--reason", required=True)
 
-    report = command("report", "download the signed audit report of a request")
+    receipt = command("receipt", "download a request's signed receipt: its own samples, the job's verdict and metrics")
+    receipt.add_argument("id", type=_request_id)
+    receipt.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    report = command("report", "download the signed audit report of a request's job, every request in it (auditor)")
     report.add_argument("id", type=_request_id)
     report.add_argument("--html", action="store_true", help="the rendered HTML instead of the signed JSON")
     report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -127,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("report", nargs="?", help="report, receipt or attestations JSON as downloaded")
     verify.add_argument("--public-key", required=True,
                         help="PEM public key: `oblivio signing-key` for documents, GET /model-signing-key for checkpoints")
+    verify.add_argument("--against", type=Path, metavar="REPORT", help="also check that the receipt quotes this job report")
     verify.add_argument("--checkpoint", type=Path, help="a downloaded checkpoint to check against --signature")
     verify.add_argument("--signature", type=Path, help="its model-signing bundle (GET …/versions/N/signature)")
     signing_key = command("signing-key", "print the public key (PEM) that verifies reports")
@@ -202,7 +206,7 @@ def _run(args: argparse.Namespace, http: httpx.Client | None) -> int:
     client = Client(http, args.api_key) if http is not None else Client.connect(args.url, args.api_key, args.timeout)
     commands: dict[str, Callable[[Client, argparse.Namespace], int]] = {
         "submit": _submit, "status": _status, "list": _list, "watch": _watch_command, "cancel": _decide,
-        "approve": _decide, "reject": _decide, "report": _report, "signing-key": _signing_key,
+        "approve": _decide, "reject": _decide, "report": _report, "receipt": _receipt, "signing-key": _signing_key,
         "keys": _keys, "models": _models,
     }
     return commands[args.command](client, args)
@@ -328,6 +332,17 @@ def _report(client: Client, args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _receipt(client: Client, args: argparse.Namespace) -> int:
+    content = client.call("GET", f"/unlearn-requests/{args.id}/receipt").content
+    if args.output is None:
+        sys.stdout.buffer.write(content + b"\n")
+        return Exit.OK
+    _write(args.output, content)
+    result = {"request": args.id, "path": str(args.output)}
+    _show(args, result, lambda r: f"receipt of {r['request']} written to {r['path']}")
+    return Exit.OK
+
+
 def _verify(args: argparse.Namespace) -> int:
     from service.audit.offline import load_json, verify_checkpoint_files, verify_document
     from service.audit.signing import load_public_pem
@@ -338,7 +353,9 @@ def _verify(args: argparse.Namespace) -> int:
         if args.checkpoint is not None:
             ok, reason = verify_checkpoint_files(args.checkpoint, args.signature, Path(args.public_key))
         else:
-            ok, reason = verify_document(load_json(Path(args.report)), load_public_pem(Path(args.public_key).read_bytes()))
+            report = load_json(args.against) if args.against else None
+            public_key = load_public_pem(Path(args.public_key).read_bytes())
+            ok, reason = verify_document(load_json(Path(args.report)), public_key, report=report)
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     _show(args, {"ok": ok, "reason": reason}, lambda r: f"{'OK' if ok else 'INVALID'}: {reason}")

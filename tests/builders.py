@@ -42,3 +42,24 @@ def make_dataset(session: Session, name: str, kind: DatasetKind, samples: list[S
     dataset = create_dataset(session, name=name, kind=kind, description="", actor="test")
     add_samples(session, dataset=dataset, samples=samples, roots=roots, actor="test")
     return dataset
+
+
+def publish_job(session: Session, store, job_id, data: bytes):
+    """Do what the worker does around a successful job (claim, publish `data` as the new version, erase), no torch."""
+    import uuid
+
+    from service.db.models import Model
+    from service.domain.jobs import Claim, claim_job, complete_job, forget_samples, get_job
+    from service.domain.versions import publish
+
+    job_id = uuid.UUID(str(job_id))
+    assert claim_job(session, job_id=job_id, owner="test-worker", lease_seconds=60) is Claim.claimed
+    job = get_job(session, job_id=job_id)
+    forget = forget_samples(session, job=job)
+    digest = store.put(data)
+    version = publish(session, model=session.get(Model, job.model_id), parent_version=job.base_version, job_id=job.id,
+                      digest=digest, size=len(data), request_ids=[str(r.id) for r in job.requests], metrics={},
+                      actor="test")
+    complete_job(session, job=job, version=version, erased={s.id: owners[0] for s, owners in forget}, actor="test")
+    session.commit()
+    return version

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from service.audit.canonical import digest
 from service.db.enums import Mode
 from service.db.models import Dataset, Job, ModelVersion, Sample
+from service.domain.erasures import erased_from
 from service.domain.jobs import forget_classes, forget_samples
 from service.storage.paths import SampleFiles, SamplePathError
 from worker.unlearn.data import SampleLoadError, SampleRecord, load_images
@@ -49,7 +50,7 @@ class JobInputs:
     config: dict
     training_dataset: str
     forget: Part
-    forget_sample_ids: list[int]
+    forget_requests: dict[int, uuid.UUID]  # sample id -> the first request that asked for it
     forget_owners: dict[str, list[str]]  # sample_key -> ids of the requests that named it
     retain: Part
     holdout: Part
@@ -107,7 +108,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         query = select(Sample).where(Sample.dataset_id == proxy.id)
     else:
         source = training
-        query = select(Sample).where(Sample.dataset_id == training.id, Sample.erased_at.is_(None))
+        query = select(Sample).where(Sample.dataset_id == training.id, ~erased_from(model.id))
     everything = list(session.scalars(query.order_by(Sample.id)))
     pool = [s for s in everything if s.id not in forget_ids and s.class_label not in classes]
     rng = random.Random(seed)
@@ -136,7 +137,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         config=dict(job.config),
         training_dataset=training.name,
         forget=Part(training.name, forget_records),
-        forget_sample_ids=sorted(forget_ids),
+        forget_requests={s.id: reqs[0] for s, reqs in forget},
         forget_owners=owners,
         retain=Part(source.name, [_record(s) for s in retain]),
         holdout=Part(source.name, [_record(s) for s in holdout]),

@@ -176,7 +176,7 @@ def _publish(ctx: WorkerContext, inputs: JobInputs, *, digest: str, size: int, s
             session, model=model, parent_version=inputs.base_version, job_id=job.id, digest=digest, size=size,
             request_ids=inputs.request_ids, metrics=summary, actor=ctx.actor,
         )
-        complete_job(session, job=job, version=version, sample_ids=inputs.forget_sample_ids, actor=ctx.actor)
+        complete_job(session, job=job, version=version, erased=inputs.forget_requests, actor=ctx.actor)
         body = build_report(**report, requests=requests_section(session, inputs),
                             new_checkpoint={"version": version.version, "digest": digest})
         store_report(session, job_id=job.id, body=body, signer=ctx.signer, actor=ctx.actor)
@@ -189,7 +189,7 @@ def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
     with ctx.sessions.begin() as session:
         purge_superseded(session, store=ctx.store, grace_seconds=ctx.settings.purge_grace_seconds, actor=ctx.actor)
         if ctx.settings.delete_forget_files:
-            delete_forget_files(session, sample_ids=inputs.forget_sample_ids, roots=ctx.settings.data_roots,
+            delete_forget_files(session, sample_ids=sorted(inputs.forget_requests), roots=ctx.settings.data_roots,
                                 actor=ctx.actor, job_id=str(inputs.job_id))
 
 

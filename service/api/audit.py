@@ -1,4 +1,4 @@
-"""The audit log, its verification, reports and the public key that verifies them."""
+"""The audit log, its verification, reports, receipts and the public key that verifies them."""
 
 import uuid
 from typing import Annotated, Literal
@@ -14,7 +14,7 @@ from service.audit.chain import verify_chain
 from service.audit.model_keys import model_signing_public_pem
 from service.audit.render import render_html
 from service.db.models import AuditEvent
-from service.domain.reports import report_for_request, signed_document
+from service.domain.reports import receipt_for_request, report_for_request, signed_document
 
 router = APIRouter(tags=["audit"], responses=errors())
 
@@ -70,12 +70,24 @@ def verify(_: Auditor, session: SessionDep) -> ChainVerdict:
     responses={200: {"content": {"application/json": {}, "text/html": {}}, "description": "signed report"}},
 )
 def report(
-    request_id: uuid.UUID, _: Reader, session: SessionDep, format: Literal["json", "html"] = "json"
+    request_id: uuid.UUID, _: Auditor, session: SessionDep, format: Literal["json", "html"] = "json"
 ) -> JSONResponse | HTMLResponse:
+    """The full job report: it names every request the job coalesced, so it is for auditors (and admins)."""
     document = signed_document(report_for_request(session, request_id=request_id))
     if format == "html":
         return HTMLResponse(render_html(document))
     return JSONResponse(document, headers={"X-Report-Digest": document["digest"]})
+
+
+@router.get(
+    "/unlearn-requests/{request_id}/receipt",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}}, "description": "signed receipt of this request alone"}},
+)
+def receipt(request_id: uuid.UUID, _: Reader, session: SessionDep, signer: SignerDep) -> JSONResponse:
+    """This request's samples and classes, its job's verdict and metrics, and the job report's digest, signed."""
+    document = receipt_for_request(session, request_id=request_id, signer=signer)
+    return JSONResponse(document, headers={"X-Receipt-Digest": document["digest"]})
 
 
 @router.get("/signing-key", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})

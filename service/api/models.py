@@ -13,7 +13,7 @@ from service.audit.model_keys import SIGNATURE_NAME
 from service.db.enums import VersionStatus
 from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
-from service.domain.versions import get_version, list_versions, promote
+from service.domain.versions import downloadable, get_version, list_versions, promote
 from service.errors import Gone, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
 
@@ -62,11 +62,12 @@ def versions(name: str, _: AnyRole, session: SessionDep) -> list[VersionView]:
 @router.get(
     "/{name}/versions/{ref}/checkpoint",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors checkpoint"}},
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors checkpoint"}, **errors(410)},
 )
-def download(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreDep) -> FileResponse:
+def download(name: str, ref: str, key: AnyRole, session: SessionDep, store: StoreDep) -> FileResponse:
+    """A published version for any role; a superseded one (pre-erasure) for admins only; a purged one is 410."""
     model = get_model(session, name=name)
-    version = get_version(session, model=model, ref=ref)
+    version = downloadable(session, model=model, ref=ref, role=key.role, actor=actor_of(key))
     path = store.local_path(version.checkpoint_digest)
     if not path.is_file():
         raise NotFound(f"checkpoint of version {version.version} is {version.status.value} and no longer stored")

@@ -14,7 +14,9 @@ _MEANING = {
     422: "Validation failed; `detail` lists every offending item",
     503: "Database or broker unavailable; retry after `Retry-After` seconds",
 }
+_SPECIFIC = {410: "Removed for good (a purged version)"}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes or _MEANING}
+    meaning = {**_MEANING, **_SPECIFIC}
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes or _MEANING}

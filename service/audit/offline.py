@@ -11,21 +11,20 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service.audit.attestation import SLSA_PROVENANCE, STATEMENT_TYPE
-from service.audit.canonical import digest
 from service.audit.dsse import verify_envelope
-from service.audit.signing import verify_signed
+from service.audit.receipt import verify_document as verify_signed_document
 
 
-def verify_document(document: Any, public_key: Ed25519PublicKey) -> tuple[bool, str]:
-    """A signed report or receipt ({"body", "signature", "digest"}), or DSSE envelopes (one or a list)."""
+def verify_document(
+    document: Any, public_key: Ed25519PublicKey, *, report: dict[str, Any] | None = None
+) -> tuple[bool, str]:
+    """A signed report or receipt ({"body", "signature", "digest"}; a receipt optionally against its
+    job's ``report``), or DSSE envelopes (one or a list)."""
     if isinstance(document, list) or (isinstance(document, dict) and "payloadType" in document):
         return verify_envelopes(document if isinstance(document, list) else [document], public_key)
     if not isinstance(document, dict):
         return False, "not a signed Oblivio document"
-    ok, reason = verify_signed(document, public_key)
-    if ok and document.get("digest") not in (None, digest(document["body"])):
-        return False, "stated digest does not match the body"
-    return ok, reason
+    return verify_signed_document(document, public_key, report=report)
 
 
 def verify_envelopes(envelopes: list[Any], public_key: Ed25519PublicKey) -> tuple[bool, str]:

@@ -38,8 +38,6 @@ class Sample(Base):
     class_label: Mapped[str] = mapped_column(String(128))
     uri: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
-    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    erased_by_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
 
 
 class Model(Base):
@@ -156,6 +154,25 @@ class RequestSample(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id"))
     sample: Mapped[Sample] = relationship(lazy="raise")
+
+
+class Erasure(Base):
+    """A sample forgotten by one model's lineage: the version that absorbed it and the request that asked.
+
+    Erasure belongs to a model, not to the dataset: another model trained on the same samples can
+    still be asked to forget them. `request_id` is null only for marks migrated from before 0004
+    whose request could not be traced.
+    """
+
+    __tablename__ = "erasures"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("unlearn_requests.id", ondelete="SET NULL"), default=None
+    )
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OutboxMessage(Base):

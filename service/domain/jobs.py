@@ -15,6 +15,7 @@ from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import FailureReason, JobStatus, RequestStatus
 from service.db.models import Job, Model, ModelVersion, OutboxMessage, RequestSample, Sample, UnlearnRequest
+from service.domain.erasures import erased_from, record_erasures
 from service.errors import NotFound
 
 _HISTORY_POINTS = 200
@@ -133,8 +134,9 @@ def has_live_requests(session: Session, *, job_id: uuid.UUID) -> bool:
 
 
 def forget_samples(session: Session, *, job: Job) -> list[tuple[Sample, list[uuid.UUID]]]:
-    """The union of samples named by the job's live requests (explicit keys and whole classes), each
-    with the requests that asked for it, in a stable order."""
+    """The union of samples named by the job's live requests (explicit keys and whole classes, minus
+    samples this model already forgot), each with the requests that asked for it (each once), in a
+    stable order."""
     requests = _live_requests(session, job_id=job.id)
     owners: dict[int, list[uuid.UUID]] = {}
     samples: dict[int, Sample] = {}
@@ -146,12 +148,13 @@ def forget_samples(session: Session, *, job: Job) -> list[tuple[Sample, list[uui
             select(Sample).where(
                 Sample.dataset_id == job.model.training_dataset_id,
                 Sample.class_label.in_(request.classes),
-                Sample.erased_at.is_(None),
+                ~erased_from(job.model_id),
             )
         ) if request.classes else []
         for sample in [*named, *by_class]:
             samples[sample.id] = sample
-            owners.setdefault(sample.id, []).append(request.id)
+            if request.id not in owners.setdefault(sample.id, []):
+                owners[sample.id].append(request.id)
     return [(samples[i], owners[i]) for i in sorted(samples)]
 
 
@@ -168,20 +171,19 @@ def owns_running_job(session: Session, *, job_id: uuid.UUID, owner: str) -> Job 
 
 
 def complete_job(
-    session: Session, *, job: Job, version: ModelVersion, sample_ids: list[int], actor: str
+    session: Session, *, job: Job, version: ModelVersion, erased: dict[int, uuid.UUID], actor: str
 ) -> list[UnlearnRequest]:
+    """Succeed the job and its live requests; `erased` maps each forgotten sample to the request that asked first."""
     now = utcnow()
     job.status, job.result_version, job.finished_at, job.lease_expires_at = JobStatus.succeeded, version.version, now, None
+    marked = record_erasures(session, model_id=job.model_id, version_id=version.id, requests=erased)
     record(session, actor=actor, action="job.succeeded", subject=f"job:{job.id}",
-           data={"result_version": version.version, "erased_samples": len(sample_ids)})
+           data={"result_version": version.version, "erased_samples": len(erased), "newly_erased": marked})
     requests = _live_requests(session, job_id=job.id)
     for request in requests:
         request.status, request.result_version, request.finished_at = RequestStatus.completed, version.version, now
         record(session, actor=actor, action="request.completed", subject=f"request:{request.id}",
                data={"result_version": version.version})
-    for start in range(0, len(sample_ids), 5000):
-        for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids[start : start + 5000]))):
-            sample.erased_at, sample.erased_by_version_id = now, version.id
     session.flush()
     return requests
 

@@ -1,4 +1,5 @@
-"""Signed audit reports: one per job, stored as canonical JSON with its digest and signature."""
+"""Signed audit reports, one per job, stored as canonical JSON with its digest and signature; and
+receipts, one per request, rendered from its job's report on demand."""
 
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ from service.audit.attestation import statements
 from service.audit.canonical import digest
 from service.audit.chain import record
 from service.audit.dsse import sign_statement
+from service.audit.receipt import receipt_body
 from service.audit.signing import Signer
 from service.db.models import AuditReport
 from service.domain.requests import get_request
@@ -40,6 +42,21 @@ def attestation_for_job(session: Session, *, job_id: uuid.UUID) -> list[dict[str
     if report is None:
         raise NotFound(f"no report yet for job {job_id}")
     return report.attestations
+
+
+def receipt_for_request(session: Session, *, request_id: uuid.UUID, signer: Signer) -> dict[str, Any]:
+    """The request's signed receipt: the same bytes every time (stored rows in, deterministic signature)."""
+    request = get_request(session, request_id=request_id)
+    report = report_for_request(session, request_id=request_id)
+    own = {
+        "id": str(request.id), "external_id": request.external_id, "model": request.model.name,
+        "mode": request.mode.value, "method": request.method.value, "status": request.status.value,
+        "reason": request.reason, "result_version": request.result_version,
+        "received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),
+        "finished_at": request.finished_at.isoformat() if request.finished_at else None,
+    }
+    body = receipt_body(request=own, classes=request.classes, report=report.body, report_digest=report.digest)
+    return {"body": body, "digest": digest(body), "signature": signer.sign(body)}
 
 
 def signed_document(report: AuditReport) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from service.db.enums import JobStatus, Mode, RequestStatus
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.domain.auth import actor_of
 from service.domain.unlearn_config import effective_config
+from service.domain.erasures import erased_from, erased_ids
 from service.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
@@ -201,10 +202,11 @@ def _check_samples(session: Session, *, model: Model, keys: list[str], problems:
         chunk = keys[start : start + 5000]
         query = select(Sample).where(Sample.dataset_id == model.training_dataset_id, Sample.sample_key.in_(chunk))
         found.update({s.sample_key: s for s in session.scalars(query)})
+    erased = erased_ids(session, model_id=model.id, sample_ids=[s.id for s in found.values()])
     for k in keys:
         if k not in found:
             problems.append({"field": "samples", "value": k, "problem": "unknown sample in the model's training dataset"})
-        elif found[k].erased_at is not None:
+        elif found[k].id in erased:
             problems.append({"field": "samples", "value": k, "problem": "already erased from this model"})
     return [found[k] for k in keys if k in found]
 
@@ -214,7 +216,7 @@ def _check_classes(session: Session, *, model: Model, labels: list[str], problem
         return
     counts = dict(
         session.execute(
-            select(Sample.class_label, func.count().filter(Sample.erased_at.is_(None)))
+            select(Sample.class_label, func.count().filter(~erased_from(model.id)))
             .where(Sample.dataset_id == model.training_dataset_id, Sample.class_label.in_(labels))
             .group_by(Sample.class_label)
         ).all()

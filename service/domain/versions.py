@@ -1,4 +1,4 @@
-"""Model versions: listing, resolving `current`, promotion, and publication by a job."""
+"""Model versions: listing, resolving `current`, download rights, promotion, and publication by a job."""
 
 import uuid
 
@@ -7,9 +7,9 @@ from sqlalchemy.orm import Session
 
 from service.audit.chain import record
 from service.db.base import utcnow
-from service.db.enums import VersionStatus
+from service.db.enums import Role, VersionStatus
 from service.db.models import Model, ModelVersion
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, Forbidden, Gone, NotFound
 
 
 def list_versions(session: Session, *, model: Model) -> list[ModelVersion]:
@@ -29,6 +29,25 @@ def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
     )
     if version is None:
         raise NotFound(f"version '{ref}' of model '{model.name}' not found")
+    return version
+
+
+def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor: str) -> ModelVersion:
+    """The version whose checkpoint this caller may download; every download is recorded.
+
+    A purged version is gone (410) whatever the store still holds; a superseded one predates an
+    erasure and is for admins only until it is purged.
+    """
+    version = get_version(session, model=model, ref=ref)
+    if version.status is VersionStatus.purged:
+        raise Gone(f"version {version.version} of model '{model.name}' predates an erasure and was purged "
+                   f"on {version.purged_at:%Y-%m-%d}; it is no longer served")
+    if version.status is VersionStatus.superseded and role is not Role.admin:
+        raise Forbidden(f"version {version.version} of model '{model.name}' predates an erasure (superseded); "
+                        "until it is purged only an admin may download it")
+    record(session, actor=actor, action="checkpoint.downloaded", subject=f"model:{model.name}",
+           data={"version": version.version, "checkpoint_digest": version.checkpoint_digest,
+                 "status": version.status.value})
     return version
 
 

@@ -109,6 +109,6 @@ def test_purge_removes_superseded_files_after_the_grace_period(api):
     events = api.client.get("/audit-events", params={"subject": "model:m", "limit": 100}, headers=api.as_(Role.auditor))
     purge_event = [e for e in events.json()["items"] if e["action"] == "version.purged"][0]
     assert purge_event["data"]["file_gone"] is True
-    gone = api.client.get("/models/m/versions/1/checkpoint", headers=api.as_(Role.auditor))
-    assert gone.status_code == 404
+    gone = api.client.get("/models/m/versions/1/checkpoint", headers=api.as_(Role.admin))
+    assert gone.status_code == 410
     assert api.client.post("/models/m/versions/1/promote", headers=api.as_(Role.admin)).status_code == 409

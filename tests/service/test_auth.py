@@ -13,6 +13,8 @@ MATRIX = [
     ("GET", "/unlearn-requests", {Role.officer, Role.auditor, Role.reviewer}),
     ("GET", f"/unlearn-requests/{RID}", {Role.officer, Role.auditor, Role.reviewer}),
     ("POST", f"/unlearn-requests/{RID}/cancel", {Role.officer}),
+    ("GET", f"/unlearn-requests/{RID}/report", {Role.auditor}),
+    ("GET", f"/unlearn-requests/{RID}/receipt", {Role.officer, Role.auditor, Role.reviewer}),
     ("GET", f"/jobs/{RID}", {Role.officer, Role.auditor, Role.reviewer}),
     ("GET", "/models", set(Role)),
     ("GET", "/models/m/versions", set(Role)),

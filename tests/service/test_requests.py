@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 
 from service.db.enums import Role
 from service.db.models import Job, OutboxMessage, UnlearnRequest
-from service.db.base import utcnow
 
 
 def submit(api, body, role=Role.officer, **headers):
@@ -56,17 +55,6 @@ def test_unknown_model_and_empty_forget_set_are_422(api):
     assert empty.status_code == 422
     assert "empty" in empty.json()["detail"]["items"][0]["problem"]
     assert counts(api) == (0, 0, 0)
-
-
-def test_already_erased_sample_is_refused(api):
-    from service.db.models import Sample
-
-    sample = api.session.scalar(select(Sample).where(Sample.sample_key == "tr-dog-002"))
-    sample.erased_at = utcnow()
-    api.session.commit()
-    response = submit(api, {"model": "m", "samples": ["tr-dog-002"]})
-    assert response.status_code == 422
-    assert response.json()["detail"]["items"][0]["problem"] == "already erased from this model"
 
 
 def test_schema_errors_are_422_with_locations(api):
