@@ -37,6 +37,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if not context:
             context.append(WorkerContext.from_settings(settings, producer=app))
         with log_context(job_id=job_id):
+            log.info("job %s delivered", job_id)  # one line per broker delivery (benchmarks/soak.py counts them)
             return _observed_run(context[0], uuid.UUID(job_id))
 
 

@@ -73,7 +73,7 @@ def recover_jobs(session: Session, *, redispatch_seconds: float, task_name: str 
         ):
             request.status = RequestStatus.queued
         sent += send(session, job=job, task_name=task_name)
-    for job in session.scalars(_idle_heads(now, stale=now - timedelta(seconds=redispatch_seconds))):
+    for job in list(session.scalars(_idle_heads(now, stale=now - timedelta(seconds=redispatch_seconds)))):
         sent += send(session, job=job, task_name=task_name)
     session.flush()
     return sent
