@@ -15,6 +15,8 @@ Prints and writes benchmarks/results/soak.json:
   its lines): mean and max over the jobs, with the busy-model bounces included.
 - kill_to_running_s: for each worker SIGKILLed while it ran a job, the seconds until that job ran
   again on another worker (or ended); bounded by the lease (OBLIVIO_LEASE_SECONDS) plus one sweep.
+- workers_exited_unasked (workers not killed by the soak that stopped, e.g. on a Redis restart)
+  and postgres_deadlocks ("deadlock detected" in the cluster's log): both must be empty / 0.
 """
 
 import argparse
@@ -60,10 +62,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Postgres() as postgres:
         result = soak(Path(tmp), args, postgres)
+        result["postgres_deadlocks"] = postgres.log().count("deadlock detected")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    raise SystemExit(0 if result["lost"] == result["duplicated"] == result["stuck"] == 0 else 1)
+    clean = result["lost"] == result["duplicated"] == result["stuck"] == result["postgres_deadlocks"] == 0
+    raise SystemExit(0 if clean and not result["workers_exited_unasked"] else 1)
 
 
 class Postgres:
@@ -90,6 +94,9 @@ class Postgres:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
 
+    def log(self) -> str:
+        return (self.folder / "log").read_text(errors="replace")
+
     def restart(self, down_seconds: float) -> None:
         self._run("pg_ctl", "-D", str(self.folder / "data"), "stop", "-m", "immediate")
         time.sleep(down_seconds)
@@ -109,7 +116,7 @@ def soak(tmp: Path, args, postgres: Postgres) -> dict:
            "OBLIVIO_BATCH_WINDOW_SECONDS": "2", "OBLIVIO_EVAL_MAX_IMAGES": "16", "OBLIVIO_WORKER_METRICS_PORT": "0"}
     stack = launch("postgres", tmp, env, workers=args.workers, pg_admin=postgres.admin_url)
     started = time.monotonic()
-    timers: list[tuple[threading.Thread, list]] = []
+    timers: list[tuple[threading.Thread, list, str]] = []
     try:
         keys = _register(stack, per_class=args.requests // 3 + 1)
         officer = stack.client(Role.officer)
@@ -143,7 +150,12 @@ def soak(tmp: Path, args, postgres: Postgres) -> dict:
             time.sleep(pause)
         statuses = _drain(stack, accepted, deadline=time.monotonic() + 1200)
         recovery_times = [round(t, 1) for t in _join(timers)]
-        return _count(stack, accepted, refused, retries, statuses, time.monotonic() - started, args, recovery_times)
+        result = _count(stack, accepted, refused, retries, statuses, time.monotonic() - started, args, recovery_times)
+        killed = {name for _, _, name in timers}
+        result["workers_exited_unasked"] = sorted(
+            n for n, p in stack.processes.items() if n.startswith("worker") and n not in killed and p.poll() is not None
+        )
+        return result
     finally:
         stack.stop()
         redis.send_signal(signal.SIGKILL)
@@ -177,7 +189,7 @@ def _submit(client: httpx.Client, key: str, idempotency_key: str) -> tuple[str |
     return None, 60
 
 
-def _kill_worker(stack, rng: random.Random) -> tuple[threading.Thread, list]:
+def _kill_worker(stack, rng: random.Random) -> tuple[threading.Thread, list, str]:
     """SIGKILL a worker (one that runs a job if any does) and start a fresh one; a thread times recovery."""
     alive = {n: p for n, p in stack.processes.items() if n.startswith("worker") and p.poll() is None}
     engine = create_engine(stack.direct_url)
@@ -193,7 +205,7 @@ def _kill_worker(stack, rng: random.Random) -> tuple[threading.Thread, list]:
     result: list[float | None] = [None]
     thread = threading.Thread(target=_time_recovery, args=(engine, job_id, killed_at, result), daemon=True)
     thread.start()
-    return thread, result
+    return thread, result, victim
 
 
 def _time_recovery(engine, job_id, killed_at: float, result: list) -> None:
@@ -215,10 +227,10 @@ def _time_recovery(engine, job_id, killed_at: float, result: list) -> None:
         time.sleep(0.2)
 
 
-def _join(timers: list[tuple[threading.Thread, list]]) -> list[float]:
-    for thread, _ in timers:
+def _join(timers: list[tuple[threading.Thread, list, str]]) -> list[float]:
+    for thread, _, _ in timers:
         thread.join(timeout=600)
-    return [result[0] for _, result in timers if result[0] is not None]
+    return [result[0] for _, result, _ in timers if result[0] is not None]
 
 
 def _register(stack, per_class: int) -> list[str]:
