@@ -38,6 +38,7 @@ from service.db.models import Job
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth import create_api_key
 from service.main import create_app
+from service.queue import make_producer
 from tests.conftest import fresh_database
 from worker.fashion_mnist import export
 from worker.unlearn.data import read_manifest
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="oblivio-bench-batching-") as tmp:
         settings, client, keys, train_keys = setup(Path(tmp), args.per_class)
-        ctx = WorkerContext.from_settings(settings)
+        ctx = WorkerContext.from_settings(settings, producer=make_producer(settings))
         threads = configure_cpu_threads(args.threads or None)  # after the context, which sets the worker default
         offset = 0
 

@@ -31,7 +31,12 @@ class Settings(BaseSettings):
         "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
     )
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
-    lease_seconds: int = Field(120, ge=5, description="How long a worker holds a job without a heartbeat.")
+    lease_seconds: int = Field(
+        15, ge=5, description="How long a worker holds a job without renewing it; a killed worker's job runs again soon after."
+    )
+    lease_renew_seconds: float = Field(
+        2.0, gt=0, description="How often a running job's lease is renewed (at most a third of the lease is used)."
+    )
     batch_window_seconds: float = Field(
         5.0, ge=0, description="Requests for one model queued within this window share one job (0 = no coalescing)."
     )

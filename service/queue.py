@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db.base import utcnow
 from service.db.models import Job, OutboxMessage
-from service.domain.jobs import recover_jobs
+from service.domain.dispatch import recover_jobs
 from service.domain.requests import RUN_JOB_TASK
 
 QUEUE = "unlearn"
@@ -32,7 +32,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
+        # A broker restart must not end a worker: reconnect for as long as it takes. The running job
+        # (solo pool) is not interrupted on connection loss; its lease in the database guards it, and a
+        # redelivery of its message is answered `held` by the claim.
+        "broker_connection_retry": True,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_channel_error_retry": True,  # a Redis still loading its data answers with channel errors
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
     }
     if settings.broker_url.startswith("filesystem"):
@@ -48,7 +55,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     elif settings.broker_url.startswith("redis"):
         # A job may run longer than Redis' default one-hour visibility timeout; leases guard the rest.
-        conf["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3}
+        # Keepalive and health checks find a half-dead connection (a restarted Redis) before a send does.
+        conf["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3,
+                                            "socket_keepalive": True, "health_check_interval": 10}
     return conf
 
 
@@ -67,20 +76,33 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def dispatch_pending(self, limit: int = 100) -> int:
-        """Send unsent rows whose job is due (its batching window closed); returns how many went out."""
+        """Send unsent rows whose job is due (its batching window closed); returns how many went out.
+
+        Lock order (service.domain): the rows' jobs, then the outbox rows, both with SKIP LOCKED,
+        so the dispatcher never waits for a lock; a row whose job is locked (being claimed or
+        ended) goes out on a later pass.
+        """
         now = utcnow()
         with self._lock, self.sessions() as session:
-            rows = list(
-                session.scalars(
-                    select(OutboxMessage)
-                    .outerjoin(Job, Job.id == OutboxMessage.job_id)
-                    .where(OutboxMessage.sent_at.is_(None))
-                    .where(or_(OutboxMessage.job_id.is_(None), Job.not_before.is_(None), Job.not_before <= now))
-                    .order_by(OutboxMessage.id)
-                    .limit(limit)
-                    .with_for_update(of=OutboxMessage, skip_locked=True)
-                )
-            )
+            due = session.execute(
+                select(OutboxMessage.id, OutboxMessage.job_id)
+                .outerjoin(Job, Job.id == OutboxMessage.job_id)
+                .where(OutboxMessage.sent_at.is_(None))
+                .where(or_(OutboxMessage.job_id.is_(None), Job.not_before.is_(None), Job.not_before <= now))
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            ).all()
+            job_ids = sorted({job_id for _, job_id in due if job_id is not None})
+            held = set(session.scalars(
+                select(Job.id).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update(skip_locked=True, key_share=True)
+            )) if job_ids else set()
+            rows = list(session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.id.in_([i for i, job_id in due if job_id is None or job_id in held]))
+                .where(OutboxMessage.sent_at.is_(None))
+                .order_by(OutboxMessage.id)
+                .with_for_update(skip_locked=True)
+            ))
             sent = 0
             for row in rows:
                 row.attempts += 1

@@ -16,14 +16,15 @@ REDIS = os.environ.get("OBLIVIO_TEST_REDIS", "redis://127.0.0.1:6379")
 _CREATED: set[str] = set()
 
 
-def fresh_database(name: str) -> str:
-    """Drop and create a Postgres database private to this test run; returns its SQLAlchemy URL."""
+def fresh_database(name: str, admin: str = PG_ADMIN) -> str:
+    """Drop and create a Postgres database private to this test run; returns its SQLAlchemy URL.
+    `admin` is a maintenance-database URL of another server (the soak runs its own cluster)."""
     name = f"{name}_{os.getpid()}"
     _CREATED.add(name)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,11 +1,15 @@
 """`python -m worker [celery worker options]`: one process, one job at a time (--pool=solo).
 
 Logs are JSON lines on stderr (Celery's text banner is left out); /metrics is served on
-OBLIVIO_WORKER_METRICS_PORT.
+OBLIVIO_WORKER_METRICS_PORT. The process exits 0 only after a requested shutdown (SIGTERM,
+SIGINT, SIGQUIT): a worker that stops on its own (a broker error Celery gave up on) exits 1, so a
+supervisor's `on-failure` policy restarts it too.
 """
 
 import logging
 import sys
+
+from celery.signals import worker_shutting_down
 
 from service.config import get_settings
 from service.logs import configure_logging
@@ -14,18 +18,30 @@ from worker.celery_app import make_celery
 from worker.metrics import serve_metrics
 
 log = logging.getLogger("oblivio.worker")
+UNEXPECTED_EXIT = 1
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     serve_metrics(settings.worker_metrics_port)
     log.info("worker starting: queue %s, one job at a time, device %s", QUEUE, settings.worker_device,
              extra={"queue": QUEUE, "device": settings.worker_device})
+    requested: list[str] = []
+    worker_shutting_down.connect(lambda sig, how, **_: requested.append(f"{how} shutdown on {sig}"), weak=False)
     app = make_celery(settings)
-    app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}",
-                     f"--loglevel={settings.log_level}", *argv])
+    try:
+        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}",
+                         f"--loglevel={settings.log_level}", *argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else UNEXPECTED_EXIT
+    if code == 0 and not requested:
+        log.error("worker stopped without a shutdown request; exiting %d so a supervisor restarts it", UNEXPECTED_EXIT)
+        return UNEXPECTED_EXIT
+    log.info("worker stopped (%s), exit code %d", requested[0] if requested else "error", code)
+    return code
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

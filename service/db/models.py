@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, UTCDateTime, utcnow
@@ -176,9 +176,14 @@ class Erasure(Base):
 
 
 class OutboxMessage(Base):
-    """A task to send to the broker, committed with the rows it refers to."""
+    """A task to send to the broker, committed with the rows it refers to; at most one unsent row per job."""
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        Index("uq_outbox_unsent_job", "job_id", unique=True,
+              postgresql_where=text("sent_at IS NULL AND job_id IS NOT NULL"),
+              sqlite_where=text("sent_at IS NULL AND job_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_name: Mapped[str] = mapped_column(String(128))

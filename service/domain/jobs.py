@@ -1,6 +1,8 @@
 """Job lifecycle as the worker drives it: claim under a lease, heartbeat, finish.
 
-Each function runs inside the caller's transaction; the worker commits after each call.
+Each function runs inside the caller's transaction; the worker commits after each call. Locks
+follow the order of service.domain: claim and the finishing paths (`owns_running_job`) take the
+model row, then the job row, then request rows; heartbeats take the job row alone.
 """
 
 import uuid
@@ -14,7 +16,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import FailureReason, JobStatus, RequestStatus
-from service.db.models import Job, Model, ModelVersion, OutboxMessage, RequestSample, Sample, UnlearnRequest
+from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
+from service.domain.dispatch import dispatch_next
 from service.domain.erasures import erased_from, record_erasures
 from service.errors import NotFound
 
@@ -25,7 +28,7 @@ class Claim(StrEnum):
     claimed = "claimed"
     finished = "finished"  # terminal already: a redelivery or duplicate message
     held = "held"  # another worker holds a live lease
-    model_busy = "model_busy"  # another job of this model is running or older and due; retry later
+    model_busy = "model_busy"  # another job of this model is running or older and due; sent again when it is free
     too_early = "too_early"  # its batching window is still open
 
 
@@ -45,14 +48,15 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
     model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
     if model_id is None:
         raise NotFound(f"job {job_id} not found")
-    # Lock the model row first: claims of one model are serialised, so two jobs never share a base.
-    model = session.scalar(select(Model).where(Model.id == model_id).with_for_update())
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    # The model row first: claims of one model are serialised, so two jobs never share a base.
+    model = _lock(session, Model, model_id)
+    job = _lock(session, Job, job_id)
     if job.status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
         return Claim.finished
     if job.status is JobStatus.running and job.lease_expires_at and job.lease_expires_at > now and job.lease_owner != owner:
         return Claim.held
     if job.status is JobStatus.queued and job.not_before is not None and job.not_before > now:
+        job.last_dispatched_at = None  # this message is spent: the sweep sends the job once it is due
         return Claim.too_early
     # Jobs of one model run one at a time, oldest first: each starts from the version current then.
     ahead = session.scalar(
@@ -66,6 +70,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
         )
     )
     if ahead:
+        job.last_dispatched_at = None  # no message in flight: the model's next dispatch sends it (service.domain.dispatch)
         return Claim.model_busy
     job.status = JobStatus.running
     job.lease_owner = owner
@@ -107,7 +112,7 @@ def heartbeat(
     history: the loss entries ({"step": s, <term>: value}) of the steps since the previous heartbeat;
     the job keeps those :func:`keeps_history_point` selects, in step order, each step once.
     """
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    job = _lock(session, Job, job_id)
     if job.status is not JobStatus.running or job.lease_owner != owner:
         return False
     job.progress_step, job.progress_total, job.losses = step, total, losses
@@ -122,7 +127,7 @@ def heartbeat(
 
 def extend_lease(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int) -> bool:
     """Extend this worker's lease without touching progress; False if it no longer holds the job."""
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    job = _lock(session, Job, job_id)
     if job is None or job.status is not JobStatus.running or job.lease_owner != owner:
         return False
     job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
@@ -163,10 +168,20 @@ def forget_classes(session: Session, *, job: Job) -> list[str]:
 
 
 def owns_running_job(session: Session, *, job_id: uuid.UUID, owner: str) -> Job | None:
-    """Lock the job for publication; None if this worker no longer holds it."""
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None or job.status is not JobStatus.running or job.lease_owner != owner:
+    """Lock the job to end it (publish, fail, stop); None if this worker no longer holds it.
+
+    Every path that ends a job comes here: with the model row held, the model's next job is locked
+    too and sent if no message for it is in flight, in the transaction that frees the model. Lock
+    order: model, this job, the next job (service.domain).
+    """
+    model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+    if model_id is None:
         return None
+    _lock(session, Model, model_id)
+    job = _lock(session, Job, job_id)
+    if job.status is not JobStatus.running or job.lease_owner != owner:
+        return None
+    dispatch_next(session, model_id=model_id)
     return job
 
 
@@ -189,13 +204,15 @@ def complete_job(
 
 
 def cancel_job(session: Session, *, job: Job, actor: str) -> None:
+    """End a job whose requests were all cancelled; the caller holds it through `owns_running_job`."""
     job.status, job.finished_at, job.lease_expires_at = JobStatus.cancelled, utcnow(), None
     record(session, actor=actor, action="job.cancelled", subject=f"job:{job.id}")
     session.flush()
 
 
 def fail_job(session: Session, *, job_id: uuid.UUID, reason: FailureReason, detail: str, actor: str) -> None:
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    """Fail the job and its live requests; the caller holds it through `owns_running_job`."""
+    job = _lock(session, Job, job_id)
     now = utcnow()
     job.status, job.error, job.finished_at, job.lease_expires_at = JobStatus.failed, detail, now, None
     record(session, actor=actor, action="job.failed", subject=f"job:{job.id}", data={"reason": reason.value, "detail": detail[:500]})
@@ -217,36 +234,9 @@ def _live_requests(session: Session, *, job_id: uuid.UUID) -> list[UnlearnReques
     )
 
 
-def recover_jobs(session: Session, *, redispatch_seconds: float, task_name: str) -> int:
-    """Put lost work back on the queue; returns how many jobs were re-sent.
-
-    A running job whose lease expired lost its worker: it goes back to queued and runs again from
-    the version current when it is next claimed. A due queued job that was sent long ago but never
-    claimed lost its message (a broker restart): it is sent again. Duplicates are harmless: the
-    claim decides.
-    """
-    now = utcnow()
-    resend: list[Job] = []
-    expired = session.scalars(
-        select(Job).where(Job.status == JobStatus.running, Job.lease_expires_at < now).with_for_update(skip_locked=True)
+def _lock(session: Session, entity: type, key):
+    """SELECT … FOR NO KEY UPDATE, refreshing what the session held: foreign-key checks of inserts
+    (which take KEY SHARE on the parent row) are never blocked by it."""
+    return session.scalar(
+        select(entity).where(entity.id == key).with_for_update(key_share=True).execution_options(populate_existing=True)
     )
-    for job in expired:
-        record(session, actor="system:recovery", action="job.lease_expired", subject=f"job:{job.id}",
-               data={"owner": job.lease_owner, "attempt": job.attempts})
-        job.status, job.lease_owner, job.lease_expires_at = JobStatus.queued, None, None
-        for request in _live_requests(session, job_id=job.id):
-            if request.status is RequestStatus.running:
-                request.status = RequestStatus.queued
-        resend.append(job)
-    stale = now - timedelta(seconds=redispatch_seconds)
-    unsent = select(OutboxMessage.id).where(OutboxMessage.job_id == Job.id, OutboxMessage.sent_at.is_(None)).exists()
-    lost = session.scalars(
-        select(Job)
-        .where(Job.status == JobStatus.queued, Job.not_before <= now, Job.last_dispatched_at < stale, ~unsent)
-        .with_for_update(skip_locked=True)
-    )
-    resend += list(lost)
-    for job in resend:
-        session.add(OutboxMessage(task_name=task_name, job_id=job.id, payload={"job_id": str(job.id)}))
-    session.flush()
-    return len(resend)

@@ -94,24 +94,34 @@ def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: 
     A job stays open for `batch_window_seconds` (never past its earliest due date); the dispatcher
     sends it when the window closes, so everything that arrived meanwhile runs in one pass.
     """
+    job, coalesced = _job_for(session, request=request, model=model, settings=settings)
+    _attach(session, request=request, job=job, coalesced=coalesced, actor=actor)
+    return job
+
+
+def _job_for(session: Session, *, request: UnlearnRequest, model: Model, settings: Settings) -> tuple[Job, bool]:
+    """The open job this request joins (locked, its window narrowed to the request's due date) or a new
+    job with its outbox row; True when it joins an existing one. Takes the model row, then job rows."""
     now = utcnow()
     config = effective_config(model=model, method=request.method, overrides=request.config)
     job = _open_job(session, model=model, request=request, config=config, now=now, settings=settings)
-    coalesced = job is not None
-    if job is None:
-        window = timedelta(seconds=settings.batch_window_seconds)
-        job = Job(model_id=model.id, mode=request.mode, method=request.method, config=config,
-                  not_before=min(now + window, request.due_at))
-        session.add(job)
-        session.flush()
-        session.add(OutboxMessage(task_name=RUN_JOB_TASK, job_id=job.id, payload={"job_id": str(job.id)}))
-    else:
+    if job is not None:
         job.not_before = min(job.not_before, request.due_at)
+        return job, True
+    window = timedelta(seconds=settings.batch_window_seconds)
+    job = Job(model_id=model.id, mode=request.mode, method=request.method, config=config,
+              not_before=min(now + window, request.due_at))
+    session.add(job)
+    session.flush()
+    session.add(OutboxMessage(task_name=RUN_JOB_TASK, job_id=job.id, payload={"job_id": str(job.id)}))
+    return job, False
+
+
+def _attach(session: Session, *, request: UnlearnRequest, job: Job, coalesced: bool, actor: str) -> None:
     request.job_id, request.status = job.id, RequestStatus.queued
     session.flush()
     record(session, actor=actor, action="request.queued", subject=_subject(request),
            data={"job_id": str(job.id), "coalesced": coalesced})
-    return job
 
 
 def _open_job(
@@ -119,12 +129,14 @@ def _open_job(
 ) -> Job | None:
     if settings.batch_window_seconds <= 0:
         return None
+    # Several job rows of one model are locked: the model row first (lock order, service.domain).
+    session.scalar(select(Model.id).where(Model.id == model.id).with_for_update(key_share=True))
     candidates = session.scalars(
         select(Job)
         .where(Job.model_id == model.id, Job.status == JobStatus.queued, Job.not_before > now)
         .where(Job.mode == request.mode, Job.method == request.method)
         .order_by(Job.created_at)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     for job in candidates:
         size = session.scalar(select(func.count()).where(UnlearnRequest.job_id == job.id))
@@ -134,20 +146,27 @@ def _open_job(
 
 
 def approve_request(session: Session, *, request_id: uuid.UUID, actor: str, settings: Settings) -> UnlearnRequest:
+    peek = get_request(session, request_id=request_id)
+    _require(peek, RequestStatus.pending_approval, "approved")
+    # Lock order: the model and job rows before the request row (service.domain).
+    job, coalesced = _job_for(session, request=peek, model=peek.model, settings=settings)
     request = get_request(session, request_id=request_id, for_update=True)
-    if request.status is not RequestStatus.pending_approval:
-        raise Conflict(f"request is {request.status.value}; only pending_approval requests can be approved")
+    _require(request, RequestStatus.pending_approval, "approved")  # a concurrent decision won: rolled back
     request.reviewed_by, request.reviewed_at = actor, utcnow()
     record(session, actor=actor, action="request.approved", subject=_subject(request))
-    _enqueue(session, request=request, model=request.model, actor=actor, settings=settings)
+    _attach(session, request=request, job=job, coalesced=coalesced, actor=actor)
     session.expire(request, ["job"])
     return get_request(session, request_id=request_id)
 
 
+def _require(request: UnlearnRequest, status: RequestStatus, verb: str) -> None:
+    if request.status is not status:
+        raise Conflict(f"request is {request.status.value}; only {status.value} requests can be {verb}")
+
+
 def reject_request(session: Session, *, request_id: uuid.UUID, reason: str, actor: str) -> UnlearnRequest:
     request = get_request(session, request_id=request_id, for_update=True)
-    if request.status is not RequestStatus.pending_approval:
-        raise Conflict(f"request is {request.status.value}; only pending_approval requests can be rejected")
+    _require(request, RequestStatus.pending_approval, "rejected")
     now = utcnow()
     request.status, request.reason, request.reason_detail = RequestStatus.rejected, "rejected", reason
     request.reviewed_by, request.reviewed_at, request.finished_at = actor, now, now
@@ -239,7 +258,7 @@ def get_request(session: Session, *, request_id: uuid.UUID, for_update: bool = F
         )
     )
     if for_update:
-        query = query.with_for_update(of=UnlearnRequest)
+        query = query.with_for_update(of=UnlearnRequest, key_share=True).execution_options(populate_existing=True)
     request = session.scalar(query)
     if request is None:
         raise NotFound(f"unlearn request {request_id} not found")
@@ -298,8 +317,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def cancel_request(session: Session, *, request_id: uuid.UUID, actor: str) -> UnlearnRequest:
-    """Cancel while not yet published; a running job notices at its next heartbeat or before publishing."""
-    request = get_request(session, request_id=request_id, for_update=True)
+    """Cancel while not yet published; a running job notices at its next heartbeat or before publishing.
+
+    Lock order (service.domain): the request's job row, then the request row. The job id is read
+    first without a lock; if an approval attached the request to a job in between, the request's
+    lock is given back (its savepoint rolled back) and both are taken again in order.
+    """
+    job, request = _lock_job_then_request(session, request_id=request_id)
     if request.status not in CANCELLABLE:
         raise Conflict(f"request is {request.status.value} and can no longer be cancelled")
     previous = request.status
@@ -307,7 +331,6 @@ def cancel_request(session: Session, *, request_id: uuid.UUID, actor: str) -> Un
     request.finished_at = utcnow()
     session.flush()
     record(session, actor=actor, action="request.cancelled", subject=_subject(request), data={"was": previous.value})
-    job = request.job
     if job is not None and job.status is JobStatus.queued:
         remaining = session.scalar(
             select(func.count())
@@ -319,3 +342,17 @@ def cancel_request(session: Session, *, request_id: uuid.UUID, actor: str) -> Un
             record(session, actor=actor, action="job.cancelled", subject=f"job:{job.id}")
     session.flush()
     return request
+
+
+def _lock_job_then_request(session: Session, *, request_id: uuid.UUID) -> tuple[Job | None, UnlearnRequest]:
+    while True:
+        job_id = session.scalar(select(UnlearnRequest.job_id).where(UnlearnRequest.id == request_id))
+        job = session.scalar(
+            select(Job).where(Job.id == job_id).with_for_update(key_share=True).execution_options(populate_existing=True)
+        ) if job_id else None
+        savepoint = session.begin_nested()
+        request = get_request(session, request_id=request_id, for_update=True)
+        if request.job_id == job_id:
+            savepoint.commit()
+            return job, request
+        savepoint.rollback()  # job ids only ever go from none to set: the next round holds

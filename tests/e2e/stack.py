@@ -18,7 +18,7 @@ from service.db.enums import Role
 from service.db.migrate import upgrade
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth import create_api_key
-from tests.conftest import REDIS, fresh_database
+from tests.conftest import PG_ADMIN, REDIS, fresh_database
 
 CLASSES = ("circle", "square", "stripe")
 
@@ -45,6 +45,10 @@ class Stack:
         self.processes[name] = proc
         return proc
 
+    def start_api(self) -> subprocess.Popen:
+        port = self.url.rsplit(":", 1)[1]
+        return self.start("api", "-m", "uvicorn", "service.asgi:app", "--port", port, "--log-level", "warning")
+
     def stop(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
@@ -66,16 +70,18 @@ def free_port() -> int:
 
 
 def launch(
-    kind: str, tmp: Path, extra_env: dict[str, str] | None = None, *, db_port: int | None = None, workers: int = 1
+    kind: str, tmp: Path, extra_env: dict[str, str] | None = None, *, db_port: int | None = None, workers: int = 1,
+    pg_admin: str = PG_ADMIN,
 ) -> Stack:
-    """Start API and worker(s). `db_port` routes the processes' database traffic through another port (a proxy)."""
+    """Start API and worker(s). `db_port` routes the processes' database traffic through another port (a proxy);
+    `pg_admin` names another Postgres server to create the database on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBLIVIO_")}
     env.update({"OBLIVIO_HOME": str(tmp / "home"), "OBLIVIO_DATA_ROOTS": json.dumps([str(tmp / "data")])})
     env["OBLIVIO_LEASE_SECONDS"] = "30"
     env["OBLIVIO_BATCH_WINDOW_SECONDS"] = "0"
     direct_url = ""
     if kind == "postgres":
-        direct_url = env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e")
+        direct_url = env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e", admin=pg_admin)
         env["OBLIVIO_BROKER_URL"] = f"{REDIS}/13"
         if not (extra_env or {}).get("OBLIVIO_BROKER_URL"):
             import redis
@@ -93,7 +99,7 @@ def launch(
     port = free_port()
     stack = Stack(url=f"http://127.0.0.1:{port}", env=env, keys=keys, data_root=tmp / "data", logs=logs,
                   direct_url=direct_url)
-    stack.start("api", "-m", "uvicorn", "service.asgi:app", "--port", str(port), "--log-level", "warning")
+    stack.start_api()
     for i in range(workers):
         stack.start(f"worker{i}" if i else "worker", "-m", "worker")
     deadline = time.monotonic() + 60

@@ -29,10 +29,10 @@ def stack(request, tmp_path):
     stack.stop()
 
 
-def register_demo_data(stack, gate: dict | None = None) -> bytes:
+def register_demo_data(stack, gate: dict | None = None, per_class: int = 12) -> bytes:
     admin = stack.client(Role.admin)
     for name, kind, rows in (
-        ("train", "training", write_images(stack.data_root / "train", "tr", 12, seed=1)),
+        ("train", "training", write_images(stack.data_root / "train", "tr", per_class, seed=1)),
         ("proxy", "proxy", write_images(stack.data_root / "proxy", "px", 8, seed=2)),
     ):
         admin.post("/datasets", json={"name": name, "kind": kind}).raise_for_status()

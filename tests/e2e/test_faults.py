@@ -160,3 +160,26 @@ def test_postgres_unreachable_during_submission_and_during_a_job(tmp_path):
     finally:
         stack.stop()
         proxy.cut()
+
+
+def test_redis_restart_under_running_workers_without_a_supervisor(tmp_path, private_redis):
+    """Workers connected while Redis dies and comes back (a job running, others queued) keep serving."""
+    stack = launch("postgres", tmp_path, {**FAST_RECOVERY, "OBLIVIO_BROKER_URL": private_redis.url,
+                                          "OBLIVIO_WORKER_METRICS_PORT": "0"}, workers=2)
+    try:
+        register_demo_data(stack, gate=GATE_OFF)
+        officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
+        created = [officer.post("/unlearn-requests", json={"model": "tiny", "samples": [f"tr-{label}-00{i}"]}).json()
+                   for label in ("circle", "square") for i in range(3)]
+        wait_running(auditor, created[0]["id"])
+        private_redis.stop()
+        time.sleep(2)
+        private_redis.start()
+        for request in created:
+            final, _ = follow(auditor, request["id"], timeout=240)
+            assert final["status"] == "completed", (final, stack.log_tail())
+        exited = {name: proc.returncode for name, proc in stack.processes.items() if proc.poll() is not None}
+        assert exited == {}, (exited, stack.log_tail())
+        assert_consistent(stack)
+    finally:
+        stack.stop()
