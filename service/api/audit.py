@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from service.api.deps import Auditor, Reader, SessionDep, SignerDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.audit.chain import verify_chain
 from service.audit.render import render_html
 from service.db.models import AuditEvent
 from service.domain.reports import report_for_request, signed_document
 
-router = APIRouter(tags=["audit"], responses=errors())
+router = APIRouter(tags=["audit"], responses=errors(), route_class=GuardedRoute)
 
 
 class EventView(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.api.views import model_view, version_view
 from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
@@ -15,7 +16,7 @@ from service.domain.versions import get_version, list_versions, promote
 from service.errors import NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
 
-router = APIRouter(prefix="/models", tags=["models"], responses=errors())
+router = APIRouter(prefix="/models", tags=["models"], responses=errors(), route_class=GuardedRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
