@@ -468,6 +468,8 @@ def _api_error(exc: ApiError) -> int:
     _err(f"error: {exc.kind}: {message or 'see below'}")
     for item in items:
         _err(f"  - {_problem(item)}")
+    if isinstance(detail, dict) and detail.get("truncated"):
+        _err(f"  … {detail['count'] - len(items)} more ({detail['count']} in all)")
     if exc.status == 401:
         _err("  (set OBLIVIO_API_KEY or pass --api-key)")
     if exc.status >= 500 and exc.request_id:

@@ -70,8 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
     _install_error_handlers(app)
-    uploads = {("POST", "/models"): settings.max_upload_bytes}
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, larger=uploads)
+    app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(InternalErrorMiddleware)  # a JSON 500 with the request id, never plain text
     app.add_middleware(RequestContextMiddleware)  # outermost: every line of a request carries its id

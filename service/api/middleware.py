@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import error_response
+from service.config import Settings
 
 log = logging.getLogger("oblivio.http")
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -25,16 +26,17 @@ class BodyLimitMiddleware:
 
     A Content-Length over the limit is refused before anything is read; otherwise (chunked bodies,
     lying lengths) the bytes of `http.request` messages are counted as the app reads them. The
-    routes in `larger` (method, path) have their own limit: checkpoint uploads.
+    `uploads` routes (method, path) have the larger upload limit. Limits are read per request.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, larger: dict[tuple[str, str], int]):
-        self.app, self.limit, self.larger = app, limit, larger
+    def __init__(self, app: ASGIApp, *, settings: Settings, uploads: frozenset[tuple[str, str]]):
+        self.app, self.settings, self.uploads = app, settings, uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.larger.get((scope["method"], scope["path"]), self.limit)
+        is_upload = (scope["method"], scope["path"]) in self.uploads
+        limit = self.settings.max_upload_bytes if is_upload else self.settings.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and not _DIGITS.fullmatch(declared):
             return await error_response(400, "BadRequest", "invalid Content-Length")(scope, receive, send)
