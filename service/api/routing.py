@@ -7,6 +7,7 @@ be read in full before its key is checked. Every router whose routes take a body
 
 from collections.abc import Awaitable, Callable
 from email.message import Message
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -19,6 +20,16 @@ from service.errors import UnsupportedMediaType
 
 
 class GuardedRoute(APIRoute):
+    """Also documents the roles its guard admits in OpenAPI (`x-roles` and the description)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
+        super().__init__(path, endpoint, **kwargs)
+        allowed = _allowed_roles(self.dependant)
+        if allowed is not None:
+            names = sorted(r.value for r in allowed | {Role.admin})
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-roles": names}
+            self.description = f"{self.description}\n\nRoles: {', '.join(names)}.".lstrip()
+
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
         allowed = _allowed_roles(self.dependant)
