@@ -28,7 +28,10 @@ router = APIRouter(
 )
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=256, description="Retrying with the same key and body returns the same request."),
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=256,
+        description="Retrying with the same key and body returns the same request.",
+    ),
 ]
 
 

@@ -140,3 +140,13 @@ def test_every_error_carries_the_request_id(api):
         api.client.get("/no-such-path"),
     ):
         assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_an_empty_idempotency_key_is_422_every_time(api):
+    for _ in range(2):
+        response = api.client.post(
+            "/unlearn-requests", json={"model": "m", "samples": ["tr-cat-000"]},
+            headers={**api.as_(Role.officer), "Idempotency-Key": ""},
+        )  # fmt: skip
+        body = assert_json_error(response, 422, "ValidationError")
+        assert body["detail"]["items"][0]["loc"] == ["header", "Idempotency-Key"]
