@@ -30,8 +30,9 @@ CHECKS = [
 ]
 EXAMPLES_PER_OPERATION = 50
 MIN_CASES = 1_000
+SAMPLE_KEYS = st.sampled_from([f"tr-cat-{i:03d}" for i in range(4)])
 SUBMISSIONS = st.fixed_dictionaries(
-    {"model": st.just("m"), "samples": st.lists(st.sampled_from([f"tr-cat-{i:03d}" for i in range(4)]), min_size=1, max_size=3, unique=True)},
+    {"model": st.just("m"), "samples": st.lists(SAMPLE_KEYS, min_size=1, max_size=3, unique=True)},
     optional={
         "classes": st.lists(st.sampled_from(["dog", "fox"]), max_size=2, unique=True),
         "method": st.sampled_from(["encoder_l2", "max_loss", "noisy_label"]),
