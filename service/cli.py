@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--method", choices=[m.value for m in Method])
     submit.add_argument("--external-id", help="your own id for the request; makes retries safe")
     submit.add_argument("--idempotency-key", help="retrying with the same key and body returns the same request")
-    submit.add_argument("--due-at", type=datetime.fromisoformat, help="legal deadline with its UTC offset (2026-07-01T00:00:00Z); default received + 30 days")
+    submit.add_argument("--due-at", type=datetime.fromisoformat,
+                        help="legal deadline with its UTC offset (2026-07-01T00:00:00Z); default received + 30 days")
     submit.add_argument("--watch", action="store_true", help="follow the request until it finishes (exit codes of watch)")
     _watch_options(submit)
 

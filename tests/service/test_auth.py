@@ -106,11 +106,12 @@ def test_keys_and_roles_are_checked_before_any_body_is_parsed(api):
     ]
     for method, path, allowed in with_body:
         for content, content_type in bodies:
+            typed = {"content-type": content_type}
             for headers in ANONYMOUS:
-                response = api.client.request(method, concrete(path), content=content, headers={**headers, "content-type": content_type})
+                response = api.client.request(method, concrete(path), content=content, headers={**headers, **typed})
                 assert response.status_code == 401, (path, headers, content, response.text)
             for role in set(Role) - allowed - {Role.admin}:
-                response = api.client.request(method, concrete(path), content=content, headers={**api.as_(role), "content-type": content_type})
+                response = api.client.request(method, concrete(path), content=content, headers={**api.as_(role), **typed})
                 assert response.status_code == 403, (path, role, content, response.text)
 
 
