@@ -27,6 +27,8 @@ class BodyLimitMiddleware:
     A Content-Length over the limit is refused before anything is read; otherwise (chunked bodies,
     lying lengths) the bytes of `http.request` messages are counted as the app reads them. The
     `uploads` routes (method, path) have the larger upload limit. Limits are read per request.
+    A response sent before the body was read to its end (a refusal: 401, 403, 413, 415) closes
+    the connection, so that the server does not drain the rest of the body either.
     """
 
     def __init__(self, app: ASGIApp, *, settings: Settings, uploads: frozenset[tuple[str, str]]):
@@ -38,33 +40,37 @@ class BodyLimitMiddleware:
         is_upload = (scope["method"], scope["path"]) in self.uploads
         limit = self.settings.max_upload_bytes if is_upload else self.settings.max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and not _DIGITS.fullmatch(declared):
-            return await error_response(400, "BadRequest", "invalid Content-Length")(scope, receive, send)
-        if declared is not None and int(declared) > limit:
-            return await error_response(413, "PayloadTooLarge", BodyTooLarge(limit).detail)(scope, receive, send)
-        received = 0
-        started = False
+        received, started = 0, False
+        ended = declared in (None, "0") and _header(scope, b"transfer-encoding") is None
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if received > limit:
                     raise BodyTooLarge(limit)
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if not ended:
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
+        if declared is not None and not _DIGITS.fullmatch(declared):
+            return await error_response(400, "BadRequest", "invalid Content-Length")(scope, receive, tracked)
+        if declared is not None and int(declared) > limit:
+            return await error_response(413, "PayloadTooLarge", BodyTooLarge(limit).detail)(scope, receive, tracked)
         try:
             await self.app(scope, counted, tracked)
         except BodyTooLarge as exc:  # read outside a route's handler: answer here
             if started:
                 raise
-            await error_response(413, "PayloadTooLarge", exc.detail)(scope, receive, send)
+            await error_response(413, "PayloadTooLarge", exc.detail)(scope, receive, tracked)
 
 
 class InternalErrorMiddleware:

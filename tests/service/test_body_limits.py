@@ -17,7 +17,10 @@ CHUNK = 64 * 1024
 
 
 def stream(api, path: str, headers: dict[str, str], first: bytes = b"") -> tuple[int, dict, int]:
-    """POST an endless body (`first`, then spaces) to the app; returns (status, JSON body, bytes pulled)."""
+    """POST an endless body (`first`, then spaces) to the app; returns (status, JSON body, bytes pulled).
+
+    Every one of these is refused before the body ends, so every response closes the connection.
+    """
     chunks = itertools.chain([first], itertools.repeat(b" " * CHUNK))
     pulled, sent = 0, []
 
@@ -38,6 +41,7 @@ def stream(api, path: str, headers: dict[str, str], first: bytes = b"") -> tuple
     }  # fmt: skip
     anyio.run(api.client.app, scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
+    assert (b"connection", b"close") in start["headers"]  # refused before its end: the server stops reading too
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(body), pulled
 
@@ -98,5 +102,8 @@ def test_an_upload_larger_than_the_json_limit_still_registers(api):
         files={"checkpoint": ("big.safetensors", checkpoint)},
     )
     assert response.status_code == 201, response.text
-    too_big = api.client.post("/datasets", headers=api.as_(Role.admin), json={"name": "d", "kind": "training", "description": "x" * 700})
+    admin = api.as_(Role.admin)
+    too_big = api.client.post("/datasets", headers=admin, json={"name": "d", "kind": "training", "description": "x" * 700})
     assert (too_big.status_code, too_big.json()["error"]) == (413, "PayloadTooLarge")
+    fits = api.client.post("/datasets", headers=admin, json={"name": "d", "kind": "training", "description": "x" * 70})
+    assert fits.status_code == 201 and "connection" not in fits.headers  # read to its end: the connection is kept
