@@ -27,7 +27,7 @@ from service.db.enums import TERMINAL_REQUEST_STATUSES, Method, Mode, RequestSta
 
 class Exit(IntEnum):
     OK = 0  # watch: the request completed
-    FAILED = 1  # refused as invalid (400, 413, 422); verify: signature INVALID
+    FAILED = 1  # refused as invalid (400, 413, 415, 422); verify: signature INVALID
     USAGE = 2  # bad arguments or an unreadable input file
     NOT_FOUND = 3
     AUTH = 4  # missing, wrong or revoked key (401), or a role that may not do it (403)
@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--method", choices=[m.value for m in Method])
     submit.add_argument("--external-id", help="your own id for the request; makes retries safe")
     submit.add_argument("--idempotency-key", help="retrying with the same key and body returns the same request")
-    submit.add_argument("--due-at", type=datetime.fromisoformat, help="legal deadline (ISO 8601); default received + 30 days")
+    submit.add_argument("--due-at", type=datetime.fromisoformat,
+                        help="legal deadline with its UTC offset (2026-07-01T00:00:00Z); default received + 30 days")
     submit.add_argument("--watch", action="store_true", help="follow the request until it finishes (exit codes of watch)")
     _watch_options(submit)
 
@@ -489,6 +490,8 @@ def _api_error(exc: ApiError) -> int:
     _err(f"error: {exc.kind}: {message or 'see below'}")
     for item in items:
         _err(f"  - {_problem(item)}")
+    if isinstance(detail, dict) and detail.get("truncated"):
+        _err(f"  … {detail['count'] - len(items)} more ({detail['count']} in all)")
     if exc.status == 401:
         _err("  (set OBLIVIO_API_KEY or pass --api-key)")
     if exc.status >= 500 and exc.request_id:

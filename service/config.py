@@ -30,7 +30,12 @@ class Settings(BaseSettings):
         description="Most HTTP requests holding a database transaction at once; the rest wait without holding "
         "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
     )
-    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest request body accepted (checkpoint uploads excepted); larger is a 413."
+    )
+    max_upload_bytes: int = Field(
+        4 * 1024**3, ge=1, description="Largest POST /models upload (checkpoint, features and spec together)."
+    )
     lease_seconds: int = Field(
         15, ge=5, description="How long a worker holds a job without renewing it; a killed worker's job runs again soon after."
     )

@@ -62,6 +62,13 @@ class PayloadTooLarge(ServiceError):
     error = "PayloadTooLarge"
 
 
+class UnsupportedMediaType(ServiceError):
+    """This endpoint takes a JSON body (Content-Type: application/json)."""
+
+    status_code = 415
+    error = "UnsupportedMediaType"
+
+
 class Unprocessable(ServiceError):
     """The request names things that do not exist or may not be used."""
 

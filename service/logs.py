@@ -41,6 +41,10 @@ def log_context(**ids: str | None) -> Iterator[None]:
             var.reset(token)
 
 
+def current_request_id() -> str | None:
+    return _IDS["request_id"].get()
+
+
 def _current_ids() -> dict[str, str]:
     return {name: value for name, var in _IDS.items() if (value := var.get()) is not None}
 

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
+from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
+from service.api.problems import error_response, validation_problems
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
 from service.db.session import make_engine, make_sessionmaker
@@ -26,8 +27,13 @@ log = logging.getLogger("oblivio.api")
 DESCRIPTION = """Right-to-be-forgotten requests against image-to-image generative models.
 
 Authenticate with `Authorization: Bearer <API key>`. Roles: officer (files requests), reviewer,
-auditor (reads everything), admin (registry, keys, promotion). Errors are
-`{"error": "<Kind>", "detail": ...}`.
+auditor (reads everything), admin (registry, keys, promotion). The key and its role are checked
+before the body is read. Bodies are JSON (`Content-Type: application/json`) except the multipart
+`POST /models`; a body over `OBLIVIO_MAX_BODY_BYTES` is refused with 413 as soon as it passes the limit.
+
+Errors are `{"error": "<Kind>", "detail": ..., "request_id": ...}`. A list of problems
+(`{"message", "items", "count", "truncated"}`) shows its first 100 items and their total count;
+error texts never echo long input back.
 """
 
 
@@ -64,57 +70,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
     _install_error_handlers(app)
-    _install_body_limit(app, settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(InternalErrorMiddleware)  # a JSON 500 with the request id, never plain text
     app.add_middleware(RequestContextMiddleware)  # outermost: every line of a request carries its id
     return app
-
-
-def _error(status: int, kind: str, detail, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": kind, "detail": detail}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError):
-        return _error(exc.status_code, exc.error, exc.detail, exc.headers)
+        return error_response(exc.status_code, exc.error, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
-        items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return _error(422, "ValidationError", items)
+        return error_response(422, "ValidationError", validation_problems(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException):
-        return _error(exc.status_code, exc.__class__.__name__ if exc.status_code >= 500 else _kind(exc.status_code), exc.detail)
+        return error_response(exc.status_code, _kind(exc.status_code), exc.detail, exc.headers)
 
     @app.exception_handler(OperationalError)
     async def database_down(_: Request, exc: OperationalError):
         log.error("database unavailable: %s", exc.orig)
-        return _error(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
+        return error_response(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
 
     @app.exception_handler(DataError)
     async def bad_value(_: Request, exc: DataError):
         # Only caller-supplied values reach the database this way (a NUL byte, a number out of range).
-        return _error(422, "ValidationError", f"value rejected by the database: {str(exc.orig).splitlines()[0]}")
+        return error_response(422, "ValidationError", f"value rejected by the database: {str(exc.orig).splitlines()[0]}")
 
     @app.exception_handler(DBAPIError)
     async def database_error(_: Request, exc: DBAPIError):
         if exc.connection_invalidated:
-            return _error(503, "Unavailable", "database connection lost; nothing was recorded", {"Retry-After": "5"})
+            return error_response(
+                503, "Unavailable", "database connection lost; nothing was recorded", {"Retry-After": "5"}
+            )
         raise exc
 
 
 def _kind(status: int) -> str:
     return {400: "BadRequest", 401: "Unauthenticated", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-            409: "Conflict", 413: "PayloadTooLarge"}.get(status, "HTTPError")
-
-
-def _install_body_limit(app: FastAPI, limit: int) -> None:
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        is_upload = request.headers.get("content-type", "").startswith("multipart/")
-        if length and length.isdigit() and int(length) > limit and not is_upload:
-            return _error(413, "PayloadTooLarge", f"body larger than {limit} bytes")
-        return await call_next(request)
+            409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType"}.get(status, "HTTPError")

@@ -10,13 +10,14 @@ from sqlalchemy import select
 
 from service.api.deps import Auditor, Reader, SessionDep, SettingsDep, SignerDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.audit.chain import verify_chain
 from service.audit.model_keys import model_signing_public_pem
 from service.audit.render import render_html
 from service.db.models import AuditEvent
 from service.domain.reports import receipt_for_request, report_for_request, signed_document
 
-router = APIRouter(tags=["audit"], responses=errors())
+router = APIRouter(tags=["audit"], responses=errors(), route_class=GuardedRoute)
 
 
 class EventView(BaseModel):

@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter, status
 
-from service.api.deps import Admin, AnyRole, SessionDep, SettingsDep
+from service.api.deps import Admin, SessionDep, SettingsDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.domain.auth import actor_of
 from service.domain.datasets import add_samples, create_dataset, dataset_stats, get_dataset
 from service.schemas.registry import DatasetCreate, DatasetView, SamplesAdd, SamplesAdded
 
-router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors())
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors(), route_class=GuardedRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetView)
@@ -18,7 +19,7 @@ def create(body: DatasetCreate, key: Admin, session: SessionDep) -> DatasetView:
 
 
 @router.get("/{name}", response_model=DatasetView)
-def show(name: str, _: AnyRole, session: SessionDep) -> DatasetView:
+def show(name: str, _: Admin, session: SessionDep) -> DatasetView:
     dataset = get_dataset(session, name=name)
     count, classes = dataset_stats(session, dataset=dataset)
     return DatasetView(**_fields(dataset), sample_count=count, classes=classes)

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.audit.signing import Signer
@@ -66,11 +67,26 @@ def current_key(
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     x_api_key: Annotated[str | None, Header(description="API key (alternative to Authorization)")] = None,
 ) -> ApiKey:
-    token = x_api_key
+    return authenticate(session, token=_token(authorization, x_api_key))
+
+
+def _token(authorization: str | None, x_api_key: str | None) -> str | None:
     if authorization:
         scheme, _, value = authorization.partition(" ")
-        token = value.strip() if scheme.lower() == "bearer" else None
-    return authenticate(session, token=token)
+        return value.strip() if scheme.lower() == "bearer" else None
+    return x_api_key
+
+
+async def authorise_before_body(request: Request, allowed: frozenset[Role]) -> None:
+    """What the role guard checks, done before FastAPI reads the body (see `GuardedRoute`)."""
+    async with request.app.state.db_slots:
+        await run_in_threadpool(_authorise, request, allowed)
+
+
+def _authorise(request: Request, allowed: frozenset[Role]) -> None:
+    token = _token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    with request.app.state.sessions() as session:
+        require_role(authenticate(session, token=token), allowed)
 
 
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
@@ -83,6 +99,7 @@ def roles(*allowed: Role):
         require_role(key, allowed_set)
         return key
 
+    guard.allowed_roles = allowed_set  # read by GuardedRoute
     return Depends(guard)
 
 

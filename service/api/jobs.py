@@ -8,12 +8,13 @@ from pydantic import Field
 
 from service.api.deps import Reader, SessionDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.api.views import job_summary
 from service.domain.jobs import get_job
 from service.domain.reports import attestation_for_job
 from service.schemas.requests import JobSummary
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors())
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(), route_class=GuardedRoute)
 
 
 class JobView(JobSummary):

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.api.views import model_view, version_view
 from service.audit.model_keys import SIGNATURE_NAME
 from service.db.enums import VersionStatus
@@ -17,7 +18,7 @@ from service.domain.versions import downloadable, get_version, list_versions, pr
 from service.errors import Gone, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
 
-router = APIRouter(prefix="/models", tags=["models"], responses=errors())
+router = APIRouter(prefix="/models", tags=["models"], responses=errors(), route_class=GuardedRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)

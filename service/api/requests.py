@@ -1,13 +1,13 @@
 """Unlearn requests: file, list, read, cancel."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response, status
 
 from service.api.deps import DispatcherDep, Officer, Reader, Reviewer, SessionDep, SettingsDep
 from service.api.responses import errors
+from service.api.routing import GuardedRoute
 from service.api.views import request_view
 from service.db.enums import RequestStatus
 from service.domain.auth import actor_of
@@ -20,12 +20,18 @@ from service.domain.requests import (
     reject_request,
     submit_request,
 )
+from service.schemas.common import UtcBound
 from service.schemas.requests import Rejection, RequestCreate, RequestPage, RequestView
 
-router = APIRouter(prefix="/unlearn-requests", tags=["unlearn requests"], responses=errors())
+router = APIRouter(
+    prefix="/unlearn-requests", tags=["unlearn requests"], responses=errors(), route_class=GuardedRoute
+)
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=256, description="Retrying with the same key and body returns the same request."),
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=256,
+        description="Retrying with the same key and body returns the same request.",
+    ),
 ]
 
 
@@ -59,7 +65,10 @@ def index(
     session: SessionDep,
     status_: Annotated[RequestStatus | None, Query(alias="status")] = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
-    due_before: datetime | None = None,
+    due_before: Annotated[
+        UtcBound | None,
+        Query(description="Only requests due before this instant; a date (2026-07-01) or a time without offset is UTC."),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RequestPage:
@@ -75,7 +84,7 @@ def show(request_id: uuid.UUID, _: Reader, session: SessionDep) -> RequestView:
 
 @router.post("/{request_id}/cancel", response_model=RequestView)
 def cancel(request_id: uuid.UUID, key: Officer, session: SessionDep) -> RequestView:
-    cancel_request(session, request_id=request_id, actor=actor_of(key))
+    cancel_request(session, request_id=request_id, key=key)
     return request_view(get_request(session, request_id=request_id))
 
 
@@ -88,7 +97,7 @@ def approve(
     dispatcher: DispatcherDep,
     background: BackgroundTasks,
 ) -> RequestView:
-    request = approve_request(session, request_id=request_id, actor=actor_of(key), settings=settings)
+    request = approve_request(session, request_id=request_id, approver=key, settings=settings)
     background.add_task(dispatcher.dispatch_pending)
     return request_view(request)
 

@@ -4,8 +4,9 @@ import base64
 import hashlib
 import json
 import uuid
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -14,15 +15,16 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from service.audit.chain import record
 from service.config import Settings
 from service.db.base import utcnow
-from service.db.enums import JobStatus, Mode, RequestStatus
+from service.db.enums import JobStatus, Mode, RequestStatus, Role
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.domain.auth import actor_of
-from service.domain.unlearn_config import effective_config
 from service.domain.erasures import erased_from, erased_ids
-from service.errors import BadRequest, Conflict, NotFound, Unprocessable
+from service.domain.unlearn_config import effective_config
+from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
 RUN_JOB_TASK = "oblivio.run_job"
+MAX_DUE_AHEAD = timedelta(days=3653)  # a legal deadline beyond 10 years is a typo
 CANCELLABLE = frozenset({RequestStatus.received, RequestStatus.pending_approval, RequestStatus.queued, RequestStatus.running})
 
 
@@ -46,8 +48,8 @@ def submit_request(
             raise Conflict("this Idempotency-Key or external_id was used with a different body")
         return previous, False
 
-    model, samples = _validate(session, body=body, settings=settings)
     received = utcnow()
+    model, samples = _validate(session, body=body, settings=settings, received=received)
     request = UnlearnRequest(
         api_key_id=key.id,
         external_id=body.external_id,
@@ -145,9 +147,13 @@ def _open_job(
     return None
 
 
-def approve_request(session: Session, *, request_id: uuid.UUID, actor: str, settings: Settings) -> UnlearnRequest:
+def approve_request(session: Session, *, request_id: uuid.UUID, approver: ApiKey, settings: Settings) -> UnlearnRequest:
+    """Four eyes: the approving key is never the key that filed the request, whatever its role."""
     peek = get_request(session, request_id=request_id)
+    if peek.api_key_id == approver.id:
+        raise Forbidden("four eyes: a request cannot be approved with the API key that filed it")
     _require(peek, RequestStatus.pending_approval, "approved")
+    actor = actor_of(approver)
     # Lock order: the model and job rows before the request row (service.domain).
     job, coalesced = _job_for(session, request=peek, model=peek.model, settings=settings)
     request = get_request(session, request_id=request_id, for_update=True)
@@ -193,11 +199,16 @@ def _previous_submission(
     return get_request(session, request_id=found) if found else None
 
 
-def _validate(session: Session, *, body: RequestCreate, settings: Settings) -> tuple[Model, list[Sample]]:
+def _validate(
+    session: Session, *, body: RequestCreate, settings: Settings, received: datetime
+) -> tuple[Model, list[Sample]]:
     problems: list[dict[str, str]] = []
     for field, values in (("samples", body.samples), ("classes", body.classes)):
-        dupes = sorted({v for v in values if values.count(v) > 1}) if len(values) != len(set(values)) else []
+        dupes = sorted(v for v, n in Counter(values).items() if n > 1)
         problems += [{"field": field, "value": v, "problem": "listed more than once"} for v in dupes]
+    if body.due_at is not None and not received < body.due_at <= received + MAX_DUE_AHEAD:
+        problems.append({"field": "due_at", "value": body.due_at.isoformat(),
+                         "problem": f"must lie after receipt ({received.isoformat()}) and at most 10 years ahead"})
     if len(body.samples) > settings.max_samples_per_request:
         problems.append({"field": "samples", "problem": f"more than {settings.max_samples_per_request} samples"})
     if not body.samples and not body.classes:
@@ -305,25 +316,31 @@ def _encode_cursor(at: datetime, request_id: uuid.UUID) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The inverse of `_encode_cursor`; anything it did not produce is a 400, never a crash."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, request_id = json.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(p, str) for p in decoded)):
+            raise ValueError("not a pair of strings")
+        at = datetime.fromisoformat(decoded[0])
+        if at.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(request_id)
-    except (ValueError, TypeError) as exc:
+        return at.astimezone(UTC), uuid.UUID(decoded[1])
+    except (ValueError, OverflowError) as exc:
         raise BadRequest("invalid cursor; use the next_cursor value of a previous page") from exc
 
 
-def cancel_request(session: Session, *, request_id: uuid.UUID, actor: str) -> UnlearnRequest:
+def cancel_request(session: Session, *, request_id: uuid.UUID, key: ApiKey) -> UnlearnRequest:
     """Cancel while not yet published; a running job notices at its next heartbeat or before publishing.
 
+    An officer cancels only the requests filed with its own key; an admin cancels any.
     Lock order (service.domain): the request's job row, then the request row. The job id is read
     first without a lock; if an approval attached the request to a job in between, the request's
     lock is given back (its savepoint rolled back) and both are taken again in order.
     """
     job, request = _lock_job_then_request(session, request_id=request_id)
+    if key.role is not Role.admin and request.api_key_id != key.id:
+        raise Forbidden("only the API key that filed this request, or an admin, may cancel it")
+    actor = actor_of(key)
     if request.status not in CANCELLABLE:
         raise Conflict(f"request is {request.status.value} and can no longer be cancelled")
     previous = request.status

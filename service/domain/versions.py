@@ -1,5 +1,6 @@
 """Model versions: listing, resolving `current`, download rights, promotion, and publication by a job."""
 
+import re
 import uuid
 
 from sqlalchemy import select, update
@@ -11,6 +12,8 @@ from service.db.enums import Role, VersionStatus
 from service.db.models import Model, ModelVersion
 from service.errors import Conflict, Forbidden, Gone, NotFound
 
+_VERSION_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)  # not str.isdigit: '²' and '١' are digits to it
+
 
 def list_versions(session: Session, *, model: Model) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
@@ -20,7 +23,7 @@ def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
     """`ref` is a version number or the alias 'current'."""
     if ref == "current":
         number = model.current_version
-    elif ref.isdigit() and len(ref) < 10:
+    elif _VERSION_NUMBER.fullmatch(ref):
         number = int(ref)
     else:
         raise NotFound(f"version '{ref}' of model '{model.name}' not found (use a number or 'current')")

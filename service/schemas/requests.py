@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from service.db.enums import JobStatus, Method, Mode, RequestStatus
-from service.schemas.common import Strict
+from service.schemas.common import AwareDatetime, Strict
 from service.schemas.unlearn import METHOD_PARAMS, UnlearnOverrides
 
 SampleKey = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
@@ -28,7 +28,11 @@ class RequestCreate(Strict):
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
         None, description="Caller's own id; unique per API key, makes retries safe."
     )
-    due_at: datetime | None = Field(None, description="Legal deadline; default received + due_days.")
+    due_at: AwareDatetime | None = Field(
+        None,
+        description="Legal deadline with its UTC offset (e.g. 2026-07-01T00:00:00Z); after receipt and at most "
+        "10 years ahead; default received + due_days.",
+    )
     config: UnlearnOverrides | None = Field(None, description="Per-request overrides of the model's unlearning defaults.")
 
     model_config = ConfigDict(

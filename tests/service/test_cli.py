@@ -160,3 +160,14 @@ def test_review_approve_and_reject_and_watch_a_rejected_request(cli, api):
     assert code == Exit.OK and json.loads(out)["status"] == "rejected"
     code, out, _ = cli("watch", second["id"])
     assert code == Exit.REQUEST_REJECTED == 12 and "status    rejected" in out
+
+
+def test_the_readmes_due_dates_work_as_written(cli):
+    far = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--due-at", "2030-01-01T00:00:00Z", "--json")[1])
+    near = json.loads(cli("submit", "tr-cat-001", "--model", "m", "--json")[1])
+    code, out, _ = cli("list", "--due-before", "2029-12-31", "--all", "--json")
+    assert code == Exit.OK and [r["id"] for r in json.loads(out)["items"]] == [near["id"]]
+    code, _, err = cli("submit", "tr-cat-002", "--model", "m", "--due-at", "2030-01-01T00:00:00")
+    assert code == Exit.FAILED and "must include a timezone" in err
+    code, _, err = cli("submit", "tr-cat-002", "--model", "m", "--due-at", "2020-01-01T00:00:00+00:00")
+    assert code == Exit.FAILED and "due_at" in err and "after receipt" in err

@@ -38,7 +38,7 @@ def test_method_parameters_are_recorded_in_the_job_config(api):
 def test_unknown_method_is_422_naming_the_known_ones(api):
     response = submit(api, {"model": "m", "samples": ["tr-cat-000"], "method": "forget_harder"})
     assert response.status_code == 422
-    [item] = response.json()["detail"]
+    [item] = response.json()["detail"]["items"]
     assert item["loc"] == ["body", "method"]
     assert "encoder_l2" in item["msg"] and "gradient_surgery" in item["msg"]
     assert counts(api) == (0, 0, 0)
@@ -57,7 +57,7 @@ def test_bad_method_parameters_are_422_with_a_clear_message(api):
         body = {"model": "m", "samples": ["tr-cat-000"], "method": method, "config": {"params": {key: values[key]}}}
         response = submit(api, body)
         assert response.status_code == 422, (method, key)
-        [item] = response.json()["detail"]
+        [item] = response.json()["detail"]["items"]
         assert item["loc"] == ["body"] and message in item["msg"], item
     assert counts(api) == (0, 0, 0)
 

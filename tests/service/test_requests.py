@@ -70,7 +70,9 @@ def test_schema_errors_are_422_with_locations(api):
         response = submit(api, body)
         assert response.status_code == 422, body
         assert response.json()["error"] == "ValidationError"
-    assert api.client.post("/unlearn-requests", content=b"{not json", headers=api.as_(Role.officer)).status_code == 422
+    as_json = {**api.as_(Role.officer), "content-type": "application/json"}
+    assert api.client.post("/unlearn-requests", content=b"{not json", headers=as_json).status_code == 422
+    assert api.client.post("/unlearn-requests", content=b"{not json", headers=api.as_(Role.officer)).status_code == 415
     assert counts(api) == (0, 0, 0)
 
 
