@@ -53,7 +53,7 @@ def test_a_bad_request_config_is_422_naming_the_problem_and_nothing_is_recorded(
     response = post_raw(api, f'{{{SAMPLE}, "config": {config}}}')
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "ValidationError"
-    assert any(fragment in item["msg"] and item["loc"][:2] == ["body", "config"] for item in response.json()["detail"]), (
+    assert any(fragment in item["msg"] and item["loc"][:2] == ["body", "config"] for item in response.json()["detail"]["items"]), (
         response.json())
     assert counts(api) == (0, 0, 0)
 
@@ -61,7 +61,7 @@ def test_a_bad_request_config_is_422_naming_the_problem_and_nothing_is_recorded(
 def test_unknown_keys_are_named_with_the_known_ones_and_counted_past_twenty(api):
     response = post_raw(api, f'{{{SAMPLE}, "config": {json.dumps({f"k{i}": 1 for i in range(500)})}}}')
     assert response.status_code == 422
-    [item] = response.json()["detail"]
+    [item] = response.json()["detail"]["items"]
     assert item["type"] == "unknown_keys" and "and 480 more" in item["msg"] and "'k19'" in item["msg"]
     assert "'k20'" not in item["msg"] and "known keys: ['lr', 'alpha', 'steps', 'batch_size'" in item["msg"]
     assert len(response.content) < 2000
