@@ -48,6 +48,13 @@ class Conflict(ServiceError):
     error = "Conflict"
 
 
+class Gone(ServiceError):
+    """The resource existed and will not be available again."""
+
+    status_code = 410
+    error = "Gone"
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is too large."""
 

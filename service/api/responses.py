@@ -10,6 +10,7 @@ _MEANING = {
     403: "The key's role may not do this",
     404: "No such resource",
     409: "Conflict with the resource's state",
+    410: "Gone: the checkpoint was rejected or purged",
     413: "Body too large",
     422: "Validation failed; `detail` lists every offending item",
     503: "Database or broker unavailable; retry after `Retry-After` seconds",
@@ -17,4 +18,6 @@ _MEANING = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes or _MEANING}
+    """The given codes, or every code but 410 (only the checkpoint download answers it)."""
+    chosen = codes or [code for code in _MEANING if code != 410]
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in chosen}

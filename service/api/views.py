@@ -1,7 +1,7 @@
 """ORM rows to response models."""
 
 from service.db.models import Job, Model, ModelVersion, UnlearnRequest
-from service.schemas.registry import ModelView, VersionView
+from service.schemas.registry import ModelStatus, ModelView, VersionView
 from service.schemas.requests import JobSummary, Progress, RequestView
 
 
@@ -44,7 +44,7 @@ def request_view(request: UnlearnRequest) -> RequestView:
     )
 
 
-def model_view(model: Model) -> ModelView:
+def model_view(model: Model, *, status: ModelStatus) -> ModelView:
     return ModelView(
         name=model.name,
         family=model.family,
@@ -54,6 +54,7 @@ def model_view(model: Model) -> ModelView:
         unlearn_defaults=model.unlearn_defaults,
         gate_thresholds=model.gate_thresholds,
         current_version=model.current_version,
+        status=status,
         created_at=model.created_at,
     )
 
@@ -68,6 +69,7 @@ def version_view(version: ModelVersion, *, current: int | None) -> VersionView:
         created_by_job=str(version.created_by_job_id) if version.created_by_job_id else None,
         absorbed_request_ids=version.absorbed_request_ids,
         metrics=version.metrics,
+        problems=version.problems,
         created_at=version.created_at,
         is_current=version.version == current,
     )

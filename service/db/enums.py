@@ -60,6 +60,10 @@ class Method(StrEnum):
 
 
 class VersionStatus(StrEnum):
+    """A base checkpoint is `validating` until a worker loads it and runs it: then `published` or `rejected`."""
+
+    validating = "validating"
+    rejected = "rejected"
     published = "published"
     superseded = "superseded"
     purged = "purged"

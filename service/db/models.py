@@ -77,6 +77,7 @@ class ModelVersion(Base):
     absorbed_request_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[VersionStatus] = mapped_column(_enum(VersionStatus, "version_status"), default=VersionStatus.published)
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")  # why a worker rejected it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

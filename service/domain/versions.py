@@ -12,6 +12,14 @@ from service.db.models import Model, ModelVersion
 from service.errors import Conflict, NotFound
 
 
+_NOT_PROMOTABLE = {
+    VersionStatus.validating: "a worker has not checked its checkpoint yet",
+    VersionStatus.rejected: "a worker rejected its checkpoint",
+    VersionStatus.superseded: "it predates an erasure and may never be current again",
+    VersionStatus.purged: "it predates an erasure and may never be current again",
+}
+
+
 def list_versions(session: Session, *, model: Model) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
 
@@ -35,9 +43,7 @@ def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
 def promote(session: Session, *, model: Model, ref: str, actor: str) -> ModelVersion:
     version = get_version(session, model=model, ref=ref)
     if version.status is not VersionStatus.published:
-        raise Conflict(
-            f"version {version.version} is {version.status.value}: it predates an erasure and may never be current again"
-        )
+        raise Conflict(f"version {version.version} is {version.status.value}: {_NOT_PROMOTABLE[version.status]}")
     previous, model.current_version = model.current_version, version.version
     session.flush()
     record(session, actor=actor, action="version.promoted", subject=f"model:{model.name}",

@@ -3,7 +3,7 @@
 import hashlib
 
 from service.db.enums import Role
-from tests.builders import header_only_checkpoint
+from tests.builders import tiny_checkpoint
 
 
 def test_bulk_samples_refuse_everything_on_any_problem(api, tmp_path):
@@ -52,7 +52,7 @@ def test_version_one_downloads_with_its_digest(api):
     assert download.status_code == 200
     digest = hashlib.sha256(download.content).hexdigest()
     assert digest == versions[0]["checkpoint_digest"] == download.headers["x-checkpoint-sha256"]
-    assert download.content == header_only_checkpoint(unlearn_defaults={"lr": 0.001})
+    assert download.content == tiny_checkpoint(unlearn_defaults={"lr": 0.001})
     assert api.client.get("/models/m/versions/7/checkpoint", headers=reader).status_code == 404
     assert api.client.get("/models/m/versions/latest/checkpoint", headers=reader).status_code == 404
     assert api.client.get("/models/ghost", headers=reader).status_code == 404
