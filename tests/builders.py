@@ -29,7 +29,8 @@ def safetensors_file(tensors: dict[str, tuple[str, list[int], bytes]], metadata:
 
 
 def oblivio_metadata(family: str = "mae", config: dict | None = None, **extra) -> dict[str, str]:
-    oblivio = {"format": "oblivio-checkpoint/1", "family": family, "config": config or {"image_size": 16}, **extra}
+    oblivio = {"format": "oblivio-checkpoint/1", "family": family, "config": {"image_size": 16} if config is None else config,
+               **extra}
     return {"oblivio": json.dumps(oblivio)}
 
 

@@ -13,9 +13,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from service.config import Settings
 from service.domain.jobs import Claim
 from service.domain.requests import RUN_JOB_TASK
+from service.domain.validation import VALIDATE_VERSION_TASK
 from service.logs import log_context
 from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
+from worker.validation import validate_version
 
 BUSY_RETRY_SECONDS = 5
 log = logging.getLogger("oblivio.worker")
@@ -41,6 +43,12 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if outcome in (Claim.model_busy, Claim.too_early):
             raise self.retry(countdown=BUSY_RETRY_SECONDS, max_retries=None)
         return str(outcome)
+
+    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
+    def validate_version_task(version_id: int) -> str:
+        if not context:
+            context.append(WorkerContext.from_settings(settings))
+        return validate_version(context[0], version_id)
 
 
 def _observed_run(ctx: WorkerContext, job_id: uuid.UUID) -> str:

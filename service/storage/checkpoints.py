@@ -35,12 +35,12 @@ def inspect_checkpoint(stream: BinaryIO) -> tuple[dict[str, Any] | None, list[st
     size = stream.seek(0, os.SEEK_END)
     stream.seek(0)
     prefix = stream.read(8)
-    if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
-        return None, ["pickle/zip checkpoints are refused; convert to safetensors"]
-    if len(prefix) < 8:
-        return None, [f"file of {size} bytes is too short to be a safetensors checkpoint"]
-    (length,) = struct.unpack("<Q", prefix)
+    length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
     if not 0 < length <= min(_MAX_HEADER, size - 8):
+        if prefix[:2] == b"PK" or prefix[:1] == b"\x80":  # a torch.save zip archive or a bare pickle stream
+            return None, ["pickle/zip checkpoints are refused; convert to safetensors"]
+        if length < 0:
+            return None, [f"file of {size} bytes is too short to be a safetensors checkpoint"]
         return None, [f"not a safetensors file: header length {length} does not fit a file of {size} bytes"]
     try:
         header = json.loads(stream.read(length), object_pairs_hook=_refuse_duplicates)
@@ -79,7 +79,8 @@ def _tensor_problems(tensors: dict[str, Any], *, data_length: int) -> list[str]:
             continue
         begin, end = entry["data_offsets"]
         if end > data_length:
-            problems.append(f"tensor {name!r}: data_offsets end {end} is past the end of the data ({data_length} bytes)")
+            problems.append(f"tensor {name!r}: data_offsets end {end} is past the end of the data ({data_length} bytes): "
+                            "the file is truncated or its offsets are wrong")
         if end - begin != nbytes:
             problems.append(f"tensor {name!r}: shape {entry['shape']} of {entry['dtype']} needs {nbytes} bytes, "
                             f"data_offsets give {end - begin}")
