@@ -41,7 +41,8 @@ def register_demo_data(stack, gate: dict | None = None) -> bytes:
     base = checkpoint_to_bytes(create_adapter("mae", config, seed=0))
     spec = {"name": "tiny", "training_dataset": "train", "proxy_dataset": "proxy", "unlearn_defaults": DEFAULTS,
             "gate_thresholds": gate or TINY_GATE}
-    admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()
+    registered = admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)})
+    assert registered.status_code == 201, registered.text  # the worker validated version 1 within the wait
     return base
 
 
