@@ -12,7 +12,8 @@ def job_summary(job: Job) -> JobSummary:
         base_version=job.base_version,
         result_version=job.result_version,
         attempts=job.attempts,
-        progress=Progress(step=job.progress_step, total=job.progress_total, losses=job.losses or {}),
+        progress=Progress(phase=job.progress_phase, step=job.progress_step, total=job.progress_total,
+                          steps_per_second=job.progress_rate, losses=job.losses or {}),
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from service.cli.advice import after_gate_failure
 from service.cli.exits import STATUS_EXIT, Exit, UsageError
 from service.client import ApiError
 
@@ -68,13 +69,16 @@ def details(r: dict) -> str:
         lines.append(("finished", when(r["finished_at"])))
     if job := r.get("job"):
         progress = job["progress"]
-        steps = f"step {progress['step']}/{progress['total']}" if progress["total"] else "not started"
+        steps = f"step {progress['step']}/{progress['total']}" if progress["total"] else "no steps yet"
+        if progress.get("phase") and job["status"] == "running":
+            steps = f"{progress['phase']}, {steps}"
         losses = " ".join(f"{k}={v:.4g}" for k, v in progress["losses"].items())
         lines.append(("job", f"{job['id']}  {job['status']}, {steps} {losses}".rstrip()))
     if r.get("result_version"):
         lines.append(("version", f"v{r['result_version']}  ({r['links'].get('checkpoint', '')})"))
     if r.get("reason_detail"):
         lines.append(("detail", r["reason_detail"]))
+    lines += [("next", line) for line in after_gate_failure(r, report=f"oblivio report {r['id']} -o report.json")]
     return "\n".join(f"{label:<9} {text}" for label, text in lines)
 
 

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="forget a whole class (repeatable)")
     submit.add_argument("--mode", choices=[m.value for m in Mode])
     submit.add_argument("--method", choices=[m.value for m in Method])
+    submit.add_argument("--max-steps", type=int, help="unlearning budget: at most this many optimiser steps")
+    submit.add_argument("--epochs", type=int, help="unlearning budget: passes over the forget set")
     submit.add_argument("--external-id", help="your own id for the request; makes retries safe")
     submit.add_argument("--idempotency-key", help="retrying with the same key and body returns the same request")
     submit.add_argument("--due-at", type=datetime.fromisoformat, help="legal deadline (ISO 8601); default received + 30 days")

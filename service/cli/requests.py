@@ -7,6 +7,7 @@ from pathlib import Path
 
 from service.cli.exits import WATCH_EXIT, Exit, UsageError
 from service.cli.output import details, err, forget_set, render_table, show, summary, version_label, when, write
+from service.cli.progress import BAR_FORMAT, postfix, progress_of
 from service.client import ApiError, Client, Unreachable
 from service.db.enums import TERMINAL_REQUEST_STATUSES, RequestStatus
 
@@ -15,8 +16,10 @@ _WATCH_OUTAGE_SECONDS = 60  # how long watch rides out an unreachable or unavail
 
 def submit(client: Client, args: argparse.Namespace) -> int:
     samples = [*args.samples, *(_read_keys(args.samples_file) if args.samples_file else [])]
+    budget = {k: v for k, v in (("max_steps", args.max_steps), ("epochs", args.epochs)) if v is not None}
     body = {"model": args.model, "samples": samples, "classes": args.classes, "mode": args.mode, "method": args.method,
-            "external_id": args.external_id, "due_at": args.due_at.isoformat() if args.due_at else None}
+            "external_id": args.external_id, "due_at": args.due_at.isoformat() if args.due_at else None,
+            "config": budget or None}
     request, created = client.submit({k: v for k, v in body.items() if v is not None}, idempotency_key=args.idempotency_key)
     if not args.json or not args.watch:
         show(args, request, lambda r: f"{'filed' if created else 'already filed (replay)'}: {summary(r)}")
@@ -76,7 +79,8 @@ def _watch(client: Client, request: dict, args: argparse.Namespace) -> int:
 
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
     deadline = time.monotonic() + args.timeout_after if args.timeout_after else None
-    with tqdm(desc=request["id"][:8], unit="step", file=sys.stderr, disable=not show_bar, dynamic_ncols=True) as bar:
+    with tqdm(desc=request["id"][:8], unit="step", file=sys.stderr, disable=not show_bar, dynamic_ncols=True,
+              bar_format=BAR_FORMAT) as bar:
         while True:
             _draw(bar, request)
             if RequestStatus(request["status"]) in TERMINAL_REQUEST_STATUSES:
@@ -107,11 +111,12 @@ def _poll(client: Client, request_id: str) -> dict:
 
 
 def _draw(bar, request: dict) -> None:
-    progress = (request.get("job") or {}).get("progress") or {}
-    if progress.get("total"):
-        bar.total, bar.n = progress["total"], progress["step"]
-    losses = {k: f"{v:.4g}" for k, v in progress.get("losses", {}).items()}
-    bar.set_postfix({"status": request["status"], **losses}, refresh=False)
+    """The job's own steps, phase, rate and ETA (coalesced requests share their job's progress)."""
+    view = progress_of(request)
+    if view.total:
+        bar.total, bar.n = view.total, view.step
+    losses = ((request.get("job") or {}).get("progress") or {}).get("losses", {})
+    bar.set_postfix(postfix(view, request["status"], losses), refresh=False)
     bar.refresh()
 
 

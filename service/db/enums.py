@@ -43,6 +43,16 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class JobPhase(StrEnum):
+    """What a running job is doing; only `unlearning` advances its steps."""
+
+    loading = "loading"
+    building_teacher_targets = "building teacher targets"
+    unlearning = "unlearning"
+    evaluating = "evaluating"
+    publishing = "publishing"
+
+
 class Mode(StrEnum):
     retain_free = "retain_free"
     with_retain = "with_retain"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
 from service.db.base import utcnow
-from service.db.enums import FailureReason, JobStatus, RequestStatus
+from service.db.enums import FailureReason, JobPhase, JobStatus, RequestStatus
 from service.db.models import Job, Model, ModelVersion, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.errors import NotFound
 
@@ -72,6 +72,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
     job.started_at = now
     job.base_version = model.current_version
     job.progress_step, job.progress_total, job.losses, job.loss_history, job.error = 0, 0, {}, [], None
+    job.progress_phase, job.progress_rate = JobPhase.loading, None
     actor = f"worker:{owner}"
     record(session, actor=actor, action="job.started", subject=f"job:{job.id}",
            data={"attempt": job.attempts, "base_version": job.base_version})
@@ -84,15 +85,18 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
 
 
 def heartbeat(
-    session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int, step: int, total: int, losses: dict[str, float]
+    session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds: int, phase: JobPhase, step: int, total: int,
+    rate: float | None, losses: dict[str, float],
 ) -> bool:
     """Record progress and extend the lease; False means stop: the lease is lost or every request was cancelled."""
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job.status is not JobStatus.running or job.lease_owner != owner:
         return False
-    job.progress_step, job.progress_total, job.losses = step, total, losses
+    stepped = step != job.progress_step
+    job.progress_phase, job.progress_step, job.progress_total, job.progress_rate = phase, step, total, rate
+    job.losses = losses
     stride = max(1, total // _HISTORY_POINTS)
-    if step % stride == 0 or step == total:
+    if stepped and (step % stride == 0 or step == total):
         job.loss_history = [*job.loss_history, {"step": step, **losses}]
     job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     session.flush()
