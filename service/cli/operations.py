@@ -3,15 +3,30 @@
 import argparse
 
 from service.cli.exits import Exit
+from service.cli.output import err
 from service.config import get_settings
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Say where the state is, refuse an unmigrated database, then run uvicorn."""
     import uvicorn
+    from sqlalchemy.exc import OperationalError
 
+    from service.db.migrate import head_revision, schema_problem, state_summary
     from service.logs import logging_config
 
-    config = logging_config(get_settings().log_level)
+    settings = get_settings()
+    for line in state_summary(settings):
+        err(f"oblivio serve: {line}")
+    try:
+        problem = schema_problem(settings, head=head_revision())
+    except OperationalError as exc:  # unreachable now: serve anyway, /readyz answers 503 until it is back
+        err(f"oblivio serve: database unreachable for now ({type(exc.orig).__name__}); /readyz reports it")
+        problem = None
+    if problem:
+        err(f"error: not serving: {problem}")
+        return Exit.CONFLICT
+    config = logging_config(settings.log_level)
     # Requests are logged by the app (with their request id); uvicorn's own access lines would repeat them.
     uvicorn.run("service.asgi:app", host=args.host, port=args.port, workers=args.workers, log_config=config, access_log=False)
     return Exit.OK

@@ -204,7 +204,7 @@ def test_health_and_readiness(api):
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": True, "broker": True}
+    assert ready.json()["checks"] == {"database": True, "broker": True, "schema": True}
 
 
 def test_families_installed_as_plugins_may_be_registered(api, monkeypatch):
