@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest JSON body accepted (checkpoint uploads excepted).")
     lease_seconds: int = Field(120, ge=5, description="How long a worker holds a job without a heartbeat.")
     register_wait_seconds: float = Field(
-        30.0, ge=0, description="How long POST /models waits for a worker's verdict on the checkpoint before answering "
-        "202 (still validating).",
+        25.0, ge=0, description="How long POST /models waits for a worker's verdict on the checkpoint before answering "
+        "202 (still validating); below the CLI's 30 s HTTP timeout.",
     )
     batch_window_seconds: float = Field(
         5.0, ge=0, description="Requests for one model queued within this window share one job (0 = no coalescing)."

@@ -23,10 +23,10 @@ class ProgressView:
 
 
 def progress_of(request: dict[str, Any]) -> ProgressView:
-    """The progress of the request's job; before a worker picks the job up, the request's status is the phase."""
+    """The progress of the request's job; unless a worker runs the job, the request's status is the phase."""
     job = request.get("job") or {}
     progress = job.get("progress") or {}
-    phase = progress.get("phase") or request["status"]
+    phase = progress.get("phase") if job.get("status") == "running" and progress.get("phase") else request["status"]
     step, total, rate = progress.get("step", 0), progress.get("total", 0), progress.get("steps_per_second")
     return ProgressView(phase=phase, step=step, total=total, rate=rate, eta_seconds=eta_seconds(phase, step, total, rate))
 

@@ -42,8 +42,17 @@ def register_demo_data(stack, gate: dict | None = None) -> bytes:
     spec = {"name": "tiny", "training_dataset": "train", "proxy_dataset": "proxy", "unlearn_defaults": DEFAULTS,
             "gate_thresholds": gate or TINY_GATE}
     registered = admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)})
-    assert registered.status_code == 201, registered.text  # the worker validated version 1 within the wait
+    assert registered.status_code in (201, 202), registered.text  # 202: the worker is still starting up
+    wait_until_ready(admin, "tiny")
     return base
+
+
+def wait_until_ready(client, model: str, timeout: float = 180) -> None:
+    """Until a worker has validated the model's base checkpoint."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/models/{model}").json()["status"]) == "validating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status == "ready", client.get(f"/models/{model}/versions").json()
 
 
 def follow(client, request_id: str, timeout: float = 240) -> tuple[dict, list[dict]]:

@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import pytest
 from safetensors.torch import save as st_save
 
@@ -16,7 +17,7 @@ SPEC = json.dumps({"name": "tiny", "training_dataset": "train", "proxy_dataset":
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = launch("postgres", tmp_path_factory.mktemp("registration"))
+    stack = launch("postgres", tmp_path_factory.mktemp("registration"), extra_env={"OBLIVIO_REGISTER_WAIT_SECONDS": "150"})
     admin = stack.client(Role.admin)
     for name, kind in (("train", "training"), ("proxy", "proxy")):
         admin.post("/datasets", json={"name": name, "kind": kind}).raise_for_status()
@@ -26,13 +27,18 @@ def stack(tmp_path_factory):
     stack.stop()
 
 
+def _admin(stack) -> httpx.Client:
+    """An admin client that waits as long as the API does (a worker starting on a busy machine takes a while)."""
+    return httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.keys[Role.admin]}"}, timeout=180)
+
+
 def _file(tensors: dict, config: dict) -> bytes:
     header = {"format": "oblivio-checkpoint/1", "family": "mae", "config": config}
     return st_save(tensors, metadata={"oblivio": json.dumps(header)})
 
 
 def test_checkpoints_that_do_not_fit_their_family_are_refused_after_the_workers_verdict(stack):
-    admin = stack.client(Role.admin)
+    admin = _admin(stack)
     tensors = create_adapter("mae", TINY_CONFIGS["mae"]).state_dict()
     renamed = {("encoder." + k if k == "norm.weight" else k): v for k, v in tensors.items()}
     wider = {**TINY_CONFIGS["mae"], "decoder_embed_dim": 64}
@@ -48,7 +54,7 @@ def test_checkpoints_that_do_not_fit_their_family_are_refused_after_the_workers_
 
 
 def test_a_good_checkpoint_is_validated_and_current(stack):
-    admin = stack.client(Role.admin)
+    admin = _admin(stack)
     base = checkpoint_to_bytes(create_adapter("mae", TINY_CONFIGS["mae"], seed=0))
     response = admin.post("/models", data={"spec": SPEC}, files={"checkpoint": ("b.safetensors", base)})
     assert response.status_code == 201, response.text + stack.log_tail()

@@ -159,3 +159,20 @@ def test_review_approve_and_reject_and_watch_a_rejected_request(cli, api):
     assert code == Exit.OK and json.loads(out)["status"] == "rejected"
     code, out, _ = cli("watch", second["id"])
     assert code == Exit.REQUEST_REJECTED == 12 and "status    rejected" in out
+
+
+def test_status_of_a_gate_failure_says_what_to_do_next(cli, api):
+    from service.db.enums import RequestStatus
+    from service.db.models import UnlearnRequest
+
+    request_id = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--max-steps", "50", "--json")[1])["id"]
+    row = api.session.get(UnlearnRequest, uuid.UUID(request_id))
+    assert row.config == {"max_steps": 50}
+    row.status, row.reason = RequestStatus.failed, "gate_failed"
+    row.reason_detail = "gate failed: forget_min_psnr_drop (value 0.5, threshold 2.0)"
+    api.session.commit()
+    code, out, _ = cli("status", request_id)
+    assert code == Exit.OK
+    assert "next      the publish gate refused the result: forget_min_psnr_drop was 0.5, at least 2.0 is required" in out
+    assert "next      forget harder with a larger budget: oblivio submit tr-cat-000 --model m --max-steps N" in out
+    assert f"oblivio report {request_id} -o report.json" in out
