@@ -11,7 +11,7 @@ class Exit(IntEnum):
     USAGE = 2  # bad arguments or an unreadable input file
     NOT_FOUND = 3
     AUTH = 4  # missing, wrong or revoked key (401), or a role that may not do it (403)
-    CONFLICT = 5  # not in a state that allows it (409): too late to cancel, idempotency key reused, promotion refused
+    CONFLICT = 5  # not in a state that allows it (409): too late to cancel, key reused, promotion refused; serve: unmigrated DB
     UNREACHABLE = 6  # no answer (connection refused, timeout) or 503 Unavailable: retry later
     SERVER_ERROR = 7  # any other 5xx: a bug, quote the request id
     REQUEST_FAILED = 10  # watch: the request ended failed
