@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from service.api.deps import Admin, AnyRole, DispatcherDep, SessionDep, SettingsDep, StoreDep
 from service.api.responses import errors
 from service.api.views import model_view, version_view
+from service.db.enums import VersionStatus
 from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
-from service.db.enums import VersionStatus
 from service.domain.validation import discard_rejected_model, model_status, version_status
 from service.domain.versions import get_version, list_versions, promote
 from service.errors import Conflict, Gone, NotFound, Unprocessable

@@ -79,6 +79,8 @@ def test_request_to_new_version(stack):
     running = [b for b in seen if b["status"] == "running" and b["job"]["progress"]["step"] > 0]
     assert running, "progress was never visible while running"
     assert running[0]["job"]["progress"]["total"] == 600
+    assert running[0]["job"]["progress"]["phase"] == "unlearning"  # steps count unlearning only
+    assert running[0]["job"]["progress"]["steps_per_second"] > 0  # the worker's own rate, from its unlearning steps
     assert set(running[0]["job"]["progress"]["losses"]) >= {"loss", "retain", "forget"}
 
     versions = auditor.get("/models/tiny/versions").json()
