@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # tqdm's own rate and remaining time measure the terminal's polling, not the job: leave them out.
-BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{postfix}]"
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"  # tqdm puts ", " before the postfix
 
 
 @dataclass(frozen=True)
