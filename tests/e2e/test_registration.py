@@ -1,5 +1,6 @@
 """Registration waits for a real worker's verdict: it loads the checkpoint strictly and runs it once."""
 
+import hashlib
 import json
 
 import httpx
@@ -48,6 +49,7 @@ def test_checkpoints_that_do_not_fit_their_family_are_refused_after_the_workers_
         assert response.status_code == 422, response.text + stack.log_tail()
         assert any(problem in i["problem"] for i in response.json()["detail"]["items"]), response.json()
         assert admin.get("/models/tiny").status_code == 404  # nothing stays half-registered
+        assert not list(stack.settings().artifact_dir.rglob(hashlib.sha256(data).hexdigest()))  # nor its file
     actions = [e["action"] for e in stack.client(Role.auditor).get("/audit-events", params={"limit": 1000}).json()["items"]
                if e["subject"] == "model:tiny"]
     assert actions.count("version.rejected") == 2 and actions.count("model.discarded") == 2
