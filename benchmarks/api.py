@@ -28,6 +28,7 @@ import httpx
 from benchmarks.common import device_info, write_result
 from service.db.enums import Role
 from tests.e2e.stack import free_port, launch
+from tests.e2e.test_end_to_end import wait_until_ready
 from tests.unlearn.tiny_models import TINY_CONFIGS
 from worker.unlearn import checkpoint_to_bytes, create_adapter
 
@@ -50,6 +51,7 @@ def register(stack, n_samples: int) -> None:
     base = checkpoint_to_bytes(create_adapter("mae", TINY_CONFIGS["mae"], seed=0))
     spec = {"name": "bench", "training_dataset": "train", "proxy_dataset": "proxy"}
     admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()
+    wait_until_ready(admin, "bench")
 
 
 def load(url: str, concurrency: int, requests: int, token: str | None, offset: int) -> dict:

@@ -28,13 +28,13 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from benchmarks.common import DEMO, device_info, write_result
 from service.config import Settings
 from service.db.enums import Role
 from service.db.migrate import upgrade
-from service.db.models import Job
+from service.db.models import Job, Model, ModelVersion
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth import create_api_key
 from service.main import create_app
@@ -43,6 +43,7 @@ from tests.conftest import fresh_database
 from worker.fashion_mnist import export
 from worker.unlearn.data import read_manifest
 from worker.pipeline import WorkerContext, run_job
+from worker.validation import validate_version
 from worker.unlearn.runtime import configure_cpu_threads
 
 GATE_OFF = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forget_min_cosine_drop": None,
@@ -51,7 +52,8 @@ GATE_OFF = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forge
 
 def setup(tmp: Path, per_class: int) -> tuple[Settings, TestClient, dict[Role, str], list[str]]:
     settings = Settings(home=tmp / "home", database_url=fresh_database("oblivio_bench_batching"),
-                        data_roots=[tmp / "data"], batch_window_seconds=3600, batch_max_requests=100)  # fmt: skip
+                        data_roots=[tmp / "data"], batch_window_seconds=3600, batch_max_requests=100,
+                        register_wait_seconds=0)  # fmt: skip
     upgrade(settings)
     with make_sessionmaker(make_engine(settings)).begin() as session:
         keys = {role: create_api_key(session, name=role.value, role=role)[1] for role in (Role.admin, Role.officer)}
@@ -66,6 +68,10 @@ def setup(tmp: Path, per_class: int) -> tuple[Settings, TestClient, dict[Role, s
     with open(DEMO / "mae.safetensors", "rb") as checkpoint, open(DEMO / "classifier.safetensors", "rb") as features:
         client.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": checkpoint, "features": features},
                     headers=admin).raise_for_status()  # fmt: skip
+    with make_sessionmaker(make_engine(settings)).begin() as session:  # no worker process here: validate in-process
+        version_id = session.scalar(select(ModelVersion.id).join(Model).where(Model.name == "bench"))
+    if validate_version(WorkerContext.from_settings(settings), version_id) != "published":
+        raise RuntimeError("the demo checkpoint was not validated")
     train_keys = [r.sample_key for r in read_manifest(manifests["train"])]
     return settings, client, keys, train_keys
 

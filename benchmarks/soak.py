@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from service.db.enums import JobStatus, Role
 from service.db.models import Job, ModelVersion, UnlearnRequest
 from tests.e2e.stack import free_port, launch, write_images
-from tests.e2e.test_end_to_end import TINY_GATE
+from tests.e2e.test_end_to_end import TINY_GATE, wait_until_ready
 from tests.e2e.test_faults import FAST_RECOVERY
 from tests.unlearn.tiny_models import TINY_CONFIGS
 from worker.unlearn import checkpoint_to_bytes, create_adapter
@@ -246,6 +246,7 @@ def _register(stack, per_class: int) -> list[str]:
             "gate_thresholds": dict.fromkeys(TINY_GATE)}
     base = checkpoint_to_bytes(create_adapter("mae", config, seed=0))
     admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()
+    wait_until_ready(admin, "tiny")
     return [row["sample_key"] for row in train]
 
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     lease_renew_seconds: float = Field(
         2.0, gt=0, description="How often a running job's lease is renewed (at most a third of the lease is used)."
     )
+    register_wait_seconds: float = Field(
+        25.0, ge=0, description="How long POST /models waits for a worker's verdict on the checkpoint before answering "
+        "202 (still validating); below the CLI's 30 s HTTP timeout.",
+    )
     batch_window_seconds: float = Field(
         5.0, ge=0, description="Requests for one model queued within this window share one job (0 = no coalescing)."
     )

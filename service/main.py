@@ -15,6 +15,7 @@ from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
+from service.db.migrate import head_revision
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
 from service.logs import RequestContextMiddleware
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
+    app.state.schema_head = head_revision()
     app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
     for module in (requests, audit, jobs, models, datasets, keys, health, metrics):

@@ -5,19 +5,50 @@ import json
 import struct
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.enums import DatasetKind, Role
+from service.db.models import Model, ModelVersion
 from service.domain.auth import create_api_key
 from service.domain.datasets import add_samples, create_dataset
+from service.domain.validation import settle_validation
 from service.schemas.registry import SampleIn
 
 
-def header_only_checkpoint(family: str = "mae", config: dict | None = None, **extra) -> bytes:
-    """A valid safetensors file with no tensors and an Oblivio header (enough for the API)."""
-    oblivio = {"format": "oblivio.checkpoint/1", "family": family, "config": config or {"image_size": 16}, **extra}
-    header = json.dumps({"__metadata__": {"oblivio": json.dumps(oblivio)}}).encode()
-    return struct.pack("<Q", len(header)) + header
+def safetensors_file(tensors: dict[str, tuple[str, list[int], bytes]], metadata: dict[str, str] | None = None,
+                     offsets: dict[str, list[int]] | None = None) -> bytes:
+    """A safetensors file from {name: (dtype, shape, raw bytes)}; `offsets` overrides the computed data_offsets."""
+    header: dict = {"__metadata__": metadata} if metadata is not None else {}
+    data, position = b"", 0
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": (offsets or {}).get(name, [position, position + len(raw)])}
+        data, position = data + raw, position + len(raw)
+    encoded = json.dumps(header).encode()
+    return struct.pack("<Q", len(encoded)) + encoded + data
+
+
+def oblivio_metadata(family: str = "mae", config: dict | None = None, **extra) -> dict[str, str]:
+    oblivio = {"format": "oblivio-checkpoint/1", "family": family, "config": {"image_size": 16} if config is None else config,
+               **extra}
+    return {"oblivio": json.dumps(oblivio)}
+
+
+def tiny_checkpoint(family: str = "mae", config: dict | None = None, **extra) -> bytes:
+    """A complete, self-consistent checkpoint (two small float32 tensors): passes the API's structural check.
+
+    Only a worker can tell whether the tensors fit the family; API tests without one settle the
+    verdict with `validate_model`.
+    """
+    tensors = {"cls_token": ("F32", [1, 1, 4], struct.pack("<4f", 0.1, 0.2, 0.3, 0.4)),
+               "norm.weight": ("F32", [4], struct.pack("<4f", 1, 1, 1, 1))}
+    return safetensors_file(tensors, oblivio_metadata(family, config, **extra))
+
+
+def validate_model(session: Session, name: str, problems: list[str] | None = None) -> None:
+    """Record a worker's verdict on the model's version 1 (what the worker does after loading and running it)."""
+    version = session.scalar(select(ModelVersion).join(Model).where(Model.name == name, ModelVersion.version == 1))
+    settle_validation(session, version_id=version.id, problems=problems or [], actor="test")
 
 
 def make_key(session: Session, role: Role, name: str | None = None) -> str:

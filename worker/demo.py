@@ -19,11 +19,14 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from service.cli.advice import after_gate_failure
+from service.cli.progress import BAR_FORMAT, postfix, progress_of
 from service.config import Settings, get_settings
 from service.db.enums import Role
 from service.db.migrate import upgrade
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth import create_api_key
+from service.storage import make_store
 from worker.fashion_mnist import CLASS_NAMES, export
 from worker.unlearn.data import read_manifest
 
@@ -57,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         officer = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {officer_key}"}, timeout=60)
         requests = _file_requests(officer, manifests["train"], args.samples)
         results = [_follow(officer, r) for r in requests]
-        _report(admin, results, settings, url, time.monotonic() - started)
+        _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running)
         if args.keep_running:
-            say(f"API and worker keep running at {url}; admin key in {settings.home / 'demo-admin.key'}. Ctrl-C stops.")
+            say(f"the API keeps running at {url} (admin key in {settings.home / 'demo-admin.key'}), with its worker:")
+            say(f"  curl -H \"Authorization: Bearer $(cat {settings.home / 'demo-admin.key'})\" "
+                f"{url}/models/{MODEL}/versions/current/checkpoint -o current.safetensors")
+            say("Ctrl-C stops both.")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if all(r["status"] == "completed" for r in results) else 1
     finally:
@@ -131,6 +137,10 @@ def _register(admin: httpx.Client, manifests: dict[str, Path]) -> None:
             files = {"checkpoint": checkpoint, "features": features}
             admin.post("/models", data={"spec": json.dumps(spec)}, files=files).raise_for_status()
         say(f"registered model {MODEL} (version 1 = the demo base generator)")
+    while (status := admin.get(f"/models/{MODEL}").json()["status"]) == "validating":
+        time.sleep(0.5)  # the worker loads the base checkpoint and runs it once before it can be used
+    if status != "ready":
+        raise SystemExit(f"the worker refused the demo model: {admin.get(f'/models/{MODEL}/versions').json()[0]['problems']}")
 
 
 def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) -> list[dict]:
@@ -155,48 +165,64 @@ def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) 
 
 
 def _follow(officer: httpx.Client, request: dict) -> dict:
+    """Draw the request's job: its phase, its own steps and rate, an ETA from unlearning steps only."""
     label = ", ".join(request["classes"]) or f"{len(request['samples'])} samples"
-    with tqdm(total=1, desc=f"forget {label}", unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
+    with tqdm(desc=f"forget {label}", unit="step", dynamic_ncols=True, mininterval=1.0, bar_format=BAR_FORMAT) as bar:
         while True:
             body = officer.get(f"/unlearn-requests/{request['id']}").json()
-            progress = body["job"]["progress"] if body["job"] else {"total": 0}
-            if progress["total"] and progress["step"] != bar.n:
-                bar.total = progress["total"]
-                bar.update(progress["step"] - bar.n)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in progress["losses"].items()} | {"status": body["status"]})
+            view = progress_of(body)
+            if view.total:
+                bar.total, bar.n = view.total, view.step
+            bar.set_postfix(postfix(view, body["status"], {}), refresh=False)
+            bar.refresh()
             if body["status"] in TERMINAL:
-                bar.set_postfix(status=body["status"])
                 return body
             time.sleep(0.5)
 
 
-def _report(admin: httpx.Client, results: list[dict], settings: Settings, url: str, seconds: float) -> None:
+def _report(admin: httpx.Client, results: list[dict], settings: Settings, seconds: float, *, keep_running: bool) -> None:
+    """What came out, with commands that work as printed and files that stay after the demo stops."""
     print()
     reports = settings.home / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     key_file = reports / "signing-key.pem"
     key_file.write_text(admin.get("/signing-key").text)
+    jobs = {}
     for r in results:
         what = ", ".join(r["classes"]) or f"{len(r['samples'])} samples"
         outcome = f"version {r['result_version']}" if r["status"] == "completed" else f"{r['reason']}: {r['reason_detail']}"
-        say(f"request {r['id']} ({what}): {r['status']} -> {outcome}")
+        shared = jobs.get(r["job"]["id"]) if r["job"] else None
+        say(f"request {r['id']} ({what}): {r['status']} -> {outcome}"
+            + (f" (coalesced with request {shared[:8]}: one job)" if shared else ""))
+        if r["job"]:
+            jobs.setdefault(r["job"]["id"], r["id"])
         document = admin.get(f"/unlearn-requests/{r['id']}/report")
         if document.status_code != 200:
             continue
-        (reports / f"{r['id']}.json").write_text(json.dumps(document.json(), indent=2))
+        path = reports / f"{r['id']}.json"
+        path.write_text(json.dumps(document.json(), indent=2))
         html = admin.get(f"/unlearn-requests/{r['id']}/report", params={"format": "html"}).text
         (reports / f"{r['id']}.html").write_text(html)
         _summarise(document.json()["body"])
-        say(f"  signed report: {reports / (r['id'] + '.json')} (HTML next to it); "
-            f"check it: oblivio verify {reports / (r['id'] + '.json')} --public-key {key_file}")
+        say(f"  signed report: {path} (HTML next to it); check it offline:")
+        say(f"    {oblivio_command()} verify {path} --public-key {key_file}")
+        for line in after_gate_failure(r, report=str(path)):
+            say(f"  next: {line}")
     say(f"versions of {MODEL}:")
+    store = make_store(settings)
     for v in admin.get(f"/models/{MODEL}/versions").json():
         mark = "  <- current" if v["is_current"] else ""
         say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
-    say(f"checkpoints (content-addressed): {settings.artifact_dir / 'sha256'}")
-    say(f"download the current generator: curl -H 'Authorization: Bearer …' {url}/models/{MODEL}/versions/current/checkpoint")
+        if v["is_current"]:
+            say(f"  current generator (safetensors): {store.local_path(v['checkpoint_digest'])}")
     say(f"database: {settings.database_url}")
-    say(f"demo finished in {seconds:.0f} s")
+    say(f"demo finished in {seconds:.0f} s" + ("" if keep_running else "; API and worker stop now (--keep-running leaves them up)"))
+
+
+def oblivio_command() -> str:
+    """`oblivio` as this interpreter's environment installs it (its venv need not be on PATH)."""
+    script = Path(sys.executable).parent / "oblivio"
+    return str(script) if script.is_file() else f"{sys.executable} -m service.cli"
 
 
 def _summarise(body: dict) -> None:

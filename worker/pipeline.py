@@ -20,7 +20,7 @@ from service.audit.checkpoint_signing import sign_checkpoint
 from service.audit.model_keys import SIGNATURE_NAME
 from service.audit.signing import Signer
 from service.config import Settings
-from service.db.enums import FailureReason
+from service.db.enums import FailureReason, JobPhase
 from service.db.models import Model
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.hygiene import delete_forget_files, purge_superseded
@@ -138,13 +138,18 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     loaded = time.perf_counter()
 
     config, params = parse_method_config(inputs.method, inputs.config, recommended_config(base.family, base.config.to_dict()))
-    on_step = _progress_reporter(ctx, inputs.job_id, lease)
-    targets = job_targets(ctx.store, inputs, base, reads) if inputs.method == "encoder_l2" else None
+    progress = ProgressReporter(ctx, inputs.job_id, lease)
+    targets = None
+    if inputs.method == "encoder_l2":
+        progress.phase(JobPhase.building_teacher_targets)
+        targets = job_targets(ctx.store, inputs, base, reads)
+    progress.phase(JobPhase.unlearning)
     if targets is not None:  # encoder-L2 on the version's cached teacher targets
-        result = run_unlearning(base, forget, retain, config, on_step, targets=targets)
+        result = run_unlearning(base, forget, retain, config, progress, targets=targets)
     else:
-        result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
+        result = run_method(inputs.method, base, forget, retain, config, progress, params=params)
     unlearned = time.perf_counter()
+    progress.phase(JobPhase.evaluating)
 
     candidate = result.adapter
     sets = {"forget": _subset(forget, ctx.settings.eval_max_images, config.seed), "retain": holdout, "reference": reference}
@@ -165,6 +170,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
                           timings={**timings, "total_s": time.perf_counter() - started}))
         return "gate_failed"
 
+    progress.phase(JobPhase.publishing)
     data = checkpoint_to_bytes(candidate.to("cpu"), _header_for(inputs, used))
     digest = ctx.store.put(data)
     ctx.store.put_derived(digest, SIGNATURE_NAME, sign_checkpoint(data, key_file=ctx.settings.model_signing_key_file))
@@ -208,27 +214,45 @@ def _after_publication(ctx: WorkerContext, inputs: JobInputs) -> None:
                                 actor=ctx.actor, job_id=str(inputs.job_id))
 
 
-def _progress_reporter(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper):
-    last = [0.0]
-    pending: list[dict[str, float]] = []  # loss-history entries not yet sent
+class ProgressReporter:
+    """Heartbeats with the job's phase and, while unlearning, its steps and their rate (called after each step).
 
-    def on_step(info: StepInfo) -> None:
-        if lease.lost.is_set():
+    The rate counts unlearning steps over time since unlearning began: loading inputs and building
+    teacher targets happen before step 1 and must not make the first steps look slow.
+    """
+
+    def __init__(self, ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper):
+        self.ctx, self.job_id, self.lease = ctx, job_id, lease
+        self.current, self.unlearning_since, self.last_sent = JobPhase.loading, None, 0.0
+        self.step, self.total, self.losses, self.rate = 0, 0, {}, None
+        self.pending: list[dict[str, float]] = []  # loss-history entries not yet sent
+
+    def phase(self, phase: JobPhase) -> None:
+        self.current = phase
+        if phase is JobPhase.unlearning:
+            self.unlearning_since = time.monotonic()
+        self._send()
+
+    def __call__(self, info: StepInfo) -> None:
+        if self.lease.lost.is_set():
             raise Stop("lease lost")
+        self.step, self.total, self.losses = info.step, info.total, info.losses
         if keeps_history_point(info.step, info.total):
-            pending.append({"step": info.step, **info.losses})
-        now = time.monotonic()
-        if now - last[0] < HEARTBEAT_SECONDS and info.step not in (1, info.total):
-            return
-        last[0] = now
-        with ctx.sessions.begin() as session:
-            alive = heartbeat(session, job_id=job_id, owner=ctx.owner, lease_seconds=ctx.settings.lease_seconds,
-                              step=info.step, total=info.total, losses=info.losses, history=pending)
-        pending.clear()
+            self.pending.append({"step": info.step, **info.losses})
+        if time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS or info.step in (1, info.total):
+            self._send()
+
+    def _send(self) -> None:
+        self.last_sent = now = time.monotonic()
+        if self.current is JobPhase.unlearning and self.step and now > self.unlearning_since:
+            self.rate = self.step / (now - self.unlearning_since)  # frozen once unlearning is over
+        with self.ctx.sessions.begin() as session:
+            alive = heartbeat(session, job_id=self.job_id, owner=self.ctx.owner, lease_seconds=self.ctx.settings.lease_seconds,
+                              phase=self.current, step=self.step, total=self.total, rate=self.rate, losses=self.losses,
+                              history=self.pending)
+        self.pending.clear()
         if not alive:
             raise Stop("lease lost or every request cancelled")
-
-    return on_step
 
 
 def _settle_stopped(ctx: WorkerContext, job_id: uuid.UUID) -> str:

@@ -15,9 +15,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from service.config import Settings
 from service.domain.requests import RUN_JOB_TASK
+from service.domain.validation import VALIDATE_VERSION_TASK
 from service.logs import log_context
 from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
+from worker.validation import validate_version
 
 log = logging.getLogger("oblivio.worker")
 
@@ -39,6 +41,12 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         with log_context(job_id=job_id):
             log.info("job %s delivered", job_id)  # one line per broker delivery (benchmarks/soak.py counts them)
             return _observed_run(context[0], uuid.UUID(job_id))
+
+    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
+    def validate_version_task(version_id: int) -> str:
+        if not context:
+            context.append(WorkerContext.from_settings(settings))
+        return validate_version(context[0], version_id)
 
 
 def _observed_run(ctx: WorkerContext, job_id: uuid.UUID) -> str:

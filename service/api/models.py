@@ -1,12 +1,14 @@
 """Model registry, versions, checkpoint download and promotion."""
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi.responses import FileResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from service.api.deps import Admin, AnyRole, SessionDep, StoreDep
+from service.api.deps import Admin, AnyRole, DispatcherDep, SessionDep, SettingsDep, StoreDep
 from service.api.responses import errors
 from service.api.routing import GuardedRoute
 from service.api.views import model_view, version_view
@@ -14,44 +16,84 @@ from service.audit.model_keys import SIGNATURE_NAME
 from service.db.enums import VersionStatus
 from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
+from service.domain.validation import discard_rejected_model, model_status, version_status
 from service.domain.versions import downloadable, get_version, list_versions, promote
 from service.errors import Gone, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
 
 router = APIRouter(prefix="/models", tags=["models"], responses=errors(), route_class=GuardedRoute)
+_POLL_SECONDS = 0.2
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelView)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelView,
+    responses={202: {"model": ModelView, "description": "Registered; a worker has not yet checked the checkpoint"}},
+)
 def create(
     key: Admin,
     session: SessionDep,
     store: StoreDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    response: Response,
     spec: Annotated[str, Form(description='ModelSpec as JSON, e.g. {"name": "fmnist-mae", "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}')],
     checkpoint: Annotated[UploadFile, File(description="Base checkpoint (safetensors with an Oblivio header)")],
     features: Annotated[
         UploadFile | None, File(description="Evaluation feature network (safetensors), e.g. the demo classifier")
     ] = None,
 ) -> ModelView:
+    """Check the files, then wait up to OBLIVIO_REGISTER_WAIT_SECONDS for a worker to load the checkpoint and run it.
+
+    201: validated, version 1 is current. 202: still validating (poll the model). 422: refused here
+    or by the worker; a refused model is not kept. The registration commits before the wait: the
+    worker checks version 1 in its own transaction.
+    """
     try:
         parsed = ModelSpec.model_validate_json(spec)
     except ValidationError as exc:
         items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise Unprocessable({"message": "invalid model spec; nothing was recorded", "items": items}) from exc
+    actor = actor_of(key)
     model = register_model(
         session, spec=parsed, checkpoint=checkpoint.file, features=features.file if features else None, store=store,
-        actor=actor_of(key),
+        actor=actor,
     )
-    return model_view(model)
+    version_id = list_versions(session, model=model)[0].id
+    session.commit()
+    dispatcher.dispatch_pending()
+    verdict = _await_verdict(session, version_id=version_id, seconds=settings.register_wait_seconds)
+    model = get_model(session, name=parsed.name)
+    if verdict is VersionStatus.rejected:
+        problems = discard_rejected_model(session, model=model, store=store, actor=actor)
+        session.commit()
+        raise Unprocessable({"message": "model not registered: a worker could not load and run the checkpoint",
+                             "items": [{"field": "checkpoint", "problem": p} for p in problems]})
+    if verdict is VersionStatus.validating:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return model_view(model, status=model_status(session, model=model))
+
+
+def _await_verdict(session: Session, *, version_id: int, seconds: float) -> VersionStatus | None:
+    deadline = time.monotonic() + seconds
+    while True:
+        verdict = version_status(session, version_id=version_id)
+        session.rollback()  # end the read: no connection is held while waiting
+        if verdict is not VersionStatus.validating or time.monotonic() >= deadline:
+            return verdict
+        time.sleep(_POLL_SECONDS)
 
 
 @router.get("", response_model=list[ModelView])
 def index(_: AnyRole, session: SessionDep) -> list[ModelView]:
-    return [model_view(m) for m in list_models(session)]
+    return [model_view(m, status=model_status(session, model=m)) for m in list_models(session)]
 
 
 @router.get("/{name}", response_model=ModelView)
 def show(name: str, _: AnyRole, session: SessionDep) -> ModelView:
-    return model_view(get_model(session, name=name))
+    model = get_model(session, name=name)
+    return model_view(model, status=model_status(session, model=model))
 
 
 @router.get("/{name}/versions", response_model=list[VersionView])
@@ -82,7 +124,7 @@ def download(name: str, ref: str, key: AnyRole, session: SessionDep, store: Stor
 
 @router.get(
     "/{name}/versions/{ref}/signature",
-    responses={200: {"content": {"application/json": {}}, "description": "OpenSSF model-signing bundle"}},
+    responses={200: {"content": {"application/json": {}}, "description": "OpenSSF model-signing bundle"}, **errors(410)},
 )
 def signature(name: str, ref: str, _: AnyRole, session: SessionDep, store: StoreDep) -> Response:
     """The checkpoint's model-signing bundle: `model_signing verify key --signature … --public_key …`."""

@@ -16,7 +16,7 @@ _MEANING = {
     500: "Unexpected server error; quote `request_id` when reporting it",
     503: "Database or broker unavailable; retry after `Retry-After` seconds",
 }
-_SPECIFIC = {410: "Removed for good (a purged version)"}
+_SPECIFIC = {410: "Gone: the version was purged, or its checkpoint rejected at registration"}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from service.db.models import Job, Model, ModelVersion, UnlearnRequest
 from service.domain.unlearn_config import effective_config, model_settings, planned_steps
-from service.schemas.registry import ModelView, VersionView
+from service.schemas.registry import ModelStatus, ModelView, VersionView
 from service.schemas.requests import JobSummary, Progress, RequestView
 
 
@@ -14,7 +14,8 @@ def job_summary(job: Job) -> JobSummary:
         result_version=job.result_version,
         attempts=job.attempts,
         planned_steps=planned_steps(config=job.config),
-        progress=Progress(step=job.progress_step, total=job.progress_total, losses=job.losses or {}),
+        progress=Progress(phase=job.progress_phase, step=job.progress_step, total=job.progress_total,
+                          steps_per_second=job.progress_rate, losses=job.losses or {}),
     )
 
 
@@ -50,7 +51,7 @@ def request_view(request: UnlearnRequest) -> RequestView:
     )
 
 
-def model_view(model: Model) -> ModelView:
+def model_view(model: Model, *, status: ModelStatus) -> ModelView:
     return ModelView(
         name=model.name,
         family=model.family,
@@ -60,6 +61,7 @@ def model_view(model: Model) -> ModelView:
         unlearn_defaults=model_settings(model=model),
         gate_thresholds=model.gate_thresholds,
         current_version=model.current_version,
+        status=status,
         created_at=model.created_at,
     )
 
@@ -74,6 +76,7 @@ def version_view(version: ModelVersion, *, current: int | None) -> VersionView:
         created_by_job=str(version.created_by_job_id) if version.created_by_job_id else None,
         absorbed_request_ids=version.absorbed_request_ids,
         metrics=version.metrics,
+        problems=version.problems,
         created_at=version.created_at,
         is_current=version.version == current,
     )

@@ -43,6 +43,16 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class JobPhase(StrEnum):
+    """What a running job is doing; only `unlearning` advances its steps."""
+
+    loading = "loading"
+    building_teacher_targets = "building teacher targets"
+    unlearning = "unlearning"
+    evaluating = "evaluating"
+    publishing = "publishing"
+
+
 class Mode(StrEnum):
     retain_free = "retain_free"
     with_retain = "with_retain"
@@ -60,6 +70,10 @@ class Method(StrEnum):
 
 
 class VersionStatus(StrEnum):
+    """A base checkpoint is `validating` until a worker loads it and runs it: then `published` or `rejected`."""
+
+    validating = "validating"
+    rejected = "rejected"
     published = "published"
     superseded = "superseded"
     purged = "purged"

@@ -4,11 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, UTCDateTime, utcnow
-from service.db.enums import DatasetKind, JobStatus, Method, Mode, RequestStatus, Role, VersionStatus
+from service.db.enums import DatasetKind, JobPhase, JobStatus, Method, Mode, RequestStatus, Role, VersionStatus
 
 
 def _enum(cls: type, name: str) -> Enum:
@@ -75,6 +75,7 @@ class ModelVersion(Base):
     absorbed_request_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[VersionStatus] = mapped_column(_enum(VersionStatus, "version_status"), default=VersionStatus.published)
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")  # why a worker rejected it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -92,6 +93,8 @@ class Job(Base):
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_phase: Mapped[JobPhase | None] = mapped_column(_enum(JobPhase, "job_phase"), default=None)
+    progress_rate: Mapped[float | None] = mapped_column(Float, default=None)  # unlearning steps per second so far
     losses: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     loss_history: Mapped[list[dict[str, float]]] = mapped_column(JSON, default=list)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

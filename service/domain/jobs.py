@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
 from service.db.base import utcnow
-from service.db.enums import FailureReason, JobStatus, RequestStatus
+from service.db.enums import FailureReason, JobPhase, JobStatus, RequestStatus
 from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
 from service.domain.dispatch import dispatch_next
 from service.domain.erasures import erased_from, record_erasures
@@ -79,6 +79,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
     job.started_at = now
     job.base_version = model.current_version
     job.progress_step, job.progress_total, job.losses, job.loss_history, job.error = 0, 0, {}, [], None
+    job.progress_phase, job.progress_rate = JobPhase.loading, None
     actor = f"worker:{owner}"
     record(session, actor=actor, action="job.started", subject=f"job:{job.id}",
            data={"attempt": job.attempts, "base_version": job.base_version})
@@ -102,8 +103,10 @@ def heartbeat(
     job_id: uuid.UUID,
     owner: str,
     lease_seconds: int,
+    phase: JobPhase,
     step: int,
     total: int,
+    rate: float | None,
     losses: dict[str, float],
     history: Sequence[dict[str, float]] = (),
 ) -> bool:
@@ -115,7 +118,8 @@ def heartbeat(
     job = _lock(session, Job, job_id)
     if job.status is not JobStatus.running or job.lease_owner != owner:
         return False
-    job.progress_step, job.progress_total, job.losses = step, total, losses
+    job.progress_phase, job.progress_step, job.progress_total, job.progress_rate = phase, step, total, rate
+    job.losses = losses
     last = job.loss_history[-1]["step"] if job.loss_history else 0
     kept = [h for h in history if h["step"] > last and keeps_history_point(h["step"], total)]
     if kept:

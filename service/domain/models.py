@@ -6,14 +6,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from service.audit.chain import record
-from service.db.enums import DatasetKind
+from service.db.enums import DatasetKind, VersionStatus
 from service.db.models import Model, ModelVersion
 from service.domain.datasets import get_dataset
+from service.domain.families import known_families
 from service.domain.unlearn_config import InvalidSettings, header_defaults, recommended_defaults
+from service.domain.validation import discard_rejected_model, queue_validation
 from service.errors import Conflict, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec
 from service.storage import ArtifactStore
-from service.storage.checkpoints import CheckpointFormatError, read_checkpoint_header
+from service.storage.checkpoints import inspect_checkpoint, oblivio_problems
 
 
 def get_model(session: Session, *, name: str) -> Model:
@@ -35,25 +37,33 @@ def list_models(session: Session) -> list[Model]:
 def register_model(
     session: Session, *, spec: ModelSpec, checkpoint: BinaryIO, features: BinaryIO | None, store: ArtifactStore, actor: str
 ) -> Model:
-    if session.scalar(select(Model.id).where(Model.name == spec.name)) is not None:
+    """Record the model with version 1 `validating` and queue the worker's check; 422 lists every problem found here.
+
+    Nothing is recorded when the files are refused. A model whose base checkpoint a worker rejected
+    is discarded first, so its name can be registered again.
+    """
+    existing = session.scalar(select(Model).where(Model.name == spec.name))
+    if existing is not None and not _rejected(session, existing):
         raise Conflict(f"model '{spec.name}' already exists")
     problems = []
     training = _dataset_or_problem(session, spec.training_dataset, DatasetKind.training, problems)
     proxy = _dataset_or_problem(session, spec.proxy_dataset, DatasetKind.proxy, problems) if spec.proxy_dataset else None
-    try:
-        header = read_checkpoint_header(checkpoint)
-        recommended = header_defaults(header=header)
-    except CheckpointFormatError as exc:
-        problems.append({"field": "checkpoint", "problem": str(exc)})
-    except InvalidSettings as exc:
-        problems.append({"field": "checkpoint", "problem": f"header unlearn_defaults: {exc}"})
-    if features is not None:
+    header, checkpoint_problems = inspect_checkpoint(checkpoint)
+    if header is not None:
+        checkpoint_problems += oblivio_problems(header, families=known_families())
+    recommended = {}
+    if header is not None and not checkpoint_problems:
         try:
-            read_checkpoint_header(features, require_family=False)
-        except CheckpointFormatError as exc:
-            problems.append({"field": "features", "problem": str(exc)})
+            recommended = header_defaults(header=header)
+        except InvalidSettings as exc:
+            checkpoint_problems.append(f"header unlearn_defaults: {exc}")
+    problems += [{"field": "checkpoint", "problem": p} for p in checkpoint_problems]
+    if features is not None:
+        problems += [{"field": "features", "problem": p} for p in inspect_checkpoint(features)[1]]
     if problems:
         raise Unprocessable({"message": "model not registered", "items": problems})
+    if existing is not None:
+        discard_rejected_model(session, model=existing, store=store, actor=actor)
     checkpoint.seek(0)
     digest, size = store.put_stream(checkpoint)
     features_digest = None
@@ -73,16 +83,24 @@ def register_model(
         },
         gate_thresholds=spec.gate_thresholds.model_dump(exclude_unset=True),
         feature_net_digest=features_digest,
-        current_version=1,
+        current_version=None,
     )
     session.add(model)
     session.flush()
-    session.add(ModelVersion(model_id=model.id, version=1, checkpoint_digest=digest, size_bytes=size))
+    version = ModelVersion(model_id=model.id, version=1, checkpoint_digest=digest, size_bytes=size,
+                           status=VersionStatus.validating)
+    session.add(version)
     session.flush()
+    queue_validation(session, version=version)
     record(session, actor=actor, action="model.registered", subject=f"model:{model.name}",
            data={"family": model.family, "version": 1, "checkpoint_digest": digest, "feature_net_digest": features_digest,
-                 "training_dataset": spec.training_dataset, "proxy_dataset": spec.proxy_dataset})
+                 "training_dataset": spec.training_dataset, "proxy_dataset": spec.proxy_dataset, "status": "validating"})
     return get_model(session, name=spec.name)
+
+
+def _rejected(session: Session, model: Model) -> bool:
+    statuses = set(session.scalars(select(ModelVersion.status).where(ModelVersion.model_id == model.id)))
+    return statuses == {VersionStatus.rejected}
 
 
 def _dataset_or_problem(session: Session, name: str, kind: DatasetKind, problems: list) -> object:

@@ -217,6 +217,9 @@ def _validate(
     if model is None:
         problems.append({"field": "model", "value": body.model, "problem": "unknown model"})
         raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
+    if model.current_version is None:
+        raise Conflict(f"model '{model.name}' has no validated version: a worker has not checked its base checkpoint "
+                       f"yet, or rejected it (GET /models/{model.name}/versions)")
     if body.mode is Mode.retain_free and model.proxy_dataset_id is None:
         problems.append({"field": "mode", "value": "retain_free", "problem": "model has no proxy dataset"})
     samples = _check_samples(session, model=model, keys=list(dict.fromkeys(body.samples)), problems=problems)

@@ -15,6 +15,14 @@ from service.errors import Conflict, Forbidden, Gone, NotFound
 _VERSION_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)  # not str.isdigit: '²' and '١' are digits to it
 
 
+_NOT_PROMOTABLE = {
+    VersionStatus.validating: "a worker has not checked its checkpoint yet",
+    VersionStatus.rejected: "a worker rejected its checkpoint",
+    VersionStatus.superseded: "it predates an erasure and may never be current again",
+    VersionStatus.purged: "it predates an erasure and may never be current again",
+}
+
+
 def list_versions(session: Session, *, model: Model) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
 
@@ -42,6 +50,10 @@ def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor:
     erasure and is for admins only until it is purged.
     """
     version = get_version(session, model=model, ref=ref)
+    if version.status is VersionStatus.validating:
+        raise Conflict(f"version {version.version} of model '{model.name}' is still being validated by a worker")
+    if version.status is VersionStatus.rejected:
+        raise Gone(f"version {version.version} of model '{model.name}' was rejected: {'; '.join(version.problems)}")
     if version.status is VersionStatus.purged:
         raise Gone(f"version {version.version} of model '{model.name}' predates an erasure and was purged "
                    f"on {version.purged_at:%Y-%m-%d}; it is no longer served")
@@ -57,9 +69,7 @@ def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor:
 def promote(session: Session, *, model: Model, ref: str, actor: str) -> ModelVersion:
     version = get_version(session, model=model, ref=ref)
     if version.status is not VersionStatus.published:
-        raise Conflict(
-            f"version {version.version} is {version.status.value}: it predates an erasure and may never be current again"
-        )
+        raise Conflict(f"version {version.version} is {version.status.value}: {_NOT_PROMOTABLE[version.status]}")
     previous, model.current_version = model.current_version, version.version
     session.flush()
     record(session, actor=actor, action="version.promoted", subject=f"model:{model.name}",

@@ -1,7 +1,7 @@
 """Datasets, samples, models and versions."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -89,8 +89,12 @@ class VersionView(BaseModel):
     created_by_job: str | None
     absorbed_request_ids: list[str]
     metrics: dict[str, Any]
+    problems: list[str] = Field(description="Why a worker rejected this checkpoint (status `rejected`).")
     created_at: datetime
     is_current: bool
+
+
+ModelStatus = Literal["validating", "ready", "rejected"]
 
 
 class ModelView(BaseModel):
@@ -102,4 +106,7 @@ class ModelView(BaseModel):
     unlearn_defaults: dict[str, Any] = Field(description="Every setting a request against this model starts from.")
     gate_thresholds: dict[str, float | None] = Field(description="The model's overrides of the publish gate's defaults.")
     current_version: int | None
+    status: ModelStatus = Field(
+        description="`validating` until a worker has loaded and run the base checkpoint, then `ready` (or `rejected`)."
+    )
     created_at: datetime

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from service.db.enums import JobStatus, Method, Mode, RequestStatus
+from service.db.enums import JobPhase, JobStatus, Method, Mode, RequestStatus
 from service.schemas.common import AwareDatetime, Strict
 from service.schemas.unlearn import METHOD_PARAMS, UnlearnOverrides
 
@@ -61,8 +61,10 @@ class RequestCreate(Strict):
 
 
 class Progress(BaseModel):
-    step: int
+    phase: JobPhase | None = Field(description="What the job is doing now; only `unlearning` advances `step`.")
+    step: int = Field(description="Unlearning steps done (the teacher-target build and evaluation are not steps).")
     total: int
+    steps_per_second: float | None = Field(description="Unlearning steps per second, measured by the worker so far.")
     losses: dict[str, float]
 
 

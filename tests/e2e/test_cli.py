@@ -1,6 +1,7 @@
 """The `oblivio` command as a subprocess against a running stack (uvicorn + Celery worker, Postgres + Redis)."""
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from service.cli import Exit
 from service.db.enums import Role
 from tests.e2e.stack import free_port, launch
 from tests.e2e.test_end_to_end import register_demo_data
+from worker.demo import oblivio_command
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +53,7 @@ def test_submit_watch_report_and_verify(stack, tmp_path):
     assert watched.returncode == Exit.OK, watched.stdout + watched.stderr + stack.log_tail()
     assert "status    completed" in watched.stdout and "version   v2" in watched.stdout
     assert "/600" in watched.stderr and "status=completed" in watched.stderr  # the bar reached the last step
+    assert "step/s" in watched.stderr and "it/s" not in watched.stderr  # the job's own rate, not the terminal's polling
 
     report = tmp_path / "report.json"
     saved = oblivio(stack, "report", request_id, "-o", str(report), role=Role.auditor)
@@ -61,6 +64,12 @@ def test_submit_watch_report_and_verify(stack, tmp_path):
     assert oblivio(stack, "signing-key", role=Role.auditor).stdout == public_key.read_text()
     verified = oblivio(stack, "verify", str(report), "--public-key", str(public_key))
     assert (verified.returncode, verified.stdout.strip()) == (Exit.OK, "OK: signature valid")
+    elsewhere = tmp_path / "elsewhere"  # the demo's printed command, run as a newcomer would: no venv on PATH
+    elsewhere.mkdir()
+    printed = f"{oblivio_command()} verify {report} --public-key {public_key}"
+    env = {k: v for k, v in stack.env.items() if k != "PATH"} | {"PATH": "/usr/bin:/bin"}
+    ran = subprocess.run(shlex.split(printed), env=env, cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert (ran.returncode, ran.stdout.strip()) == (Exit.OK, "OK: signature valid"), printed + ran.stderr
     tampered = tmp_path / "tampered.json"
     tampered.write_text(report.read_text().replace('"published"', '"gate_failed"', 1))
     assert oblivio(stack, "verify", str(tampered), "--public-key", str(public_key)).returncode == Exit.FAILED

@@ -41,8 +41,18 @@ def register_demo_data(stack, gate: dict | None = None, per_class: int = 12) -> 
     base = checkpoint_to_bytes(create_adapter("mae", config, seed=0))
     spec = {"name": "tiny", "training_dataset": "train", "proxy_dataset": "proxy", "unlearn_defaults": DEFAULTS,
             "gate_thresholds": gate or TINY_GATE}
-    admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)}).raise_for_status()
+    registered = admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("b.safetensors", base)})
+    assert registered.status_code in (201, 202), registered.text  # 202: the worker is still starting up
+    wait_until_ready(admin, "tiny")
     return base
+
+
+def wait_until_ready(client, model: str, timeout: float = 180) -> None:
+    """Until a worker has validated the model's base checkpoint."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/models/{model}").json()["status"]) == "validating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status == "ready", client.get(f"/models/{model}/versions").json()
 
 
 def follow(client, request_id: str, timeout: float = 240) -> tuple[dict, list[dict]]:
@@ -69,6 +79,8 @@ def test_request_to_new_version(stack):
     running = [b for b in seen if b["status"] == "running" and b["job"]["progress"]["step"] > 0]
     assert running, "progress was never visible while running"
     assert running[0]["job"]["progress"]["total"] == 600
+    assert running[0]["job"]["progress"]["phase"] == "unlearning"  # steps count unlearning only
+    assert running[0]["job"]["progress"]["steps_per_second"] > 0  # the worker's own rate, from its unlearning steps
     assert set(running[0]["job"]["progress"]["losses"]) >= {"loss", "retain", "forget"}
     assert created.json()["planned_steps"] == final["planned_steps"] == final["job"]["planned_steps"] == 600
     job = auditor.get(f"/jobs/{final['job']['id']}").json()

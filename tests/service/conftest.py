@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db.enums import DatasetKind, Role
 from service.main import create_app
-from tests.builders import header_only_checkpoint, make_dataset, make_key, write_samples
+from tests.builders import make_dataset, make_key, tiny_checkpoint, validate_model, write_samples
 from tests.conftest import REDIS
 
 CLASSES = ["cat", "dog", "fox"]
@@ -49,6 +49,7 @@ def api(db_session, pg_url, tmp_path) -> Api:
         data_roots=[tmp_path / "data"],
         outbox_poll_seconds=3600,
         batch_window_seconds=0,
+        register_wait_seconds=0,  # no worker here: registration answers 202 and the test settles the verdict
     )
     app = create_app(settings)
     app.state.sessions = sessions
@@ -63,6 +64,8 @@ def api(db_session, pg_url, tmp_path) -> Api:
             "/models",
             headers={"Authorization": f"Bearer {keys[Role.admin]}"},
             data={"spec": '{"name": "m", "training_dataset": "train", "proxy_dataset": "proxy"}'},
-            files={"checkpoint": ("m.safetensors", header_only_checkpoint(unlearn_defaults={"lr": 0.001}))},
+            files={"checkpoint": ("m.safetensors", tiny_checkpoint(unlearn_defaults={"lr": 0.001}))},
         ).raise_for_status()
+        validate_model(session, "m")
+        session.commit()
         yield Api(client=client, session=session, keys=keys, data_root=tmp_path / "data")

@@ -171,3 +171,20 @@ def test_the_readmes_due_dates_work_as_written(cli):
     assert code == Exit.FAILED and "must include a timezone" in err
     code, _, err = cli("submit", "tr-cat-002", "--model", "m", "--due-at", "2020-01-01T00:00:00+00:00")
     assert code == Exit.FAILED and "due_at" in err and "after receipt" in err
+
+
+def test_status_of_a_gate_failure_says_what_to_do_next(cli, api):
+    from service.db.enums import RequestStatus
+    from service.db.models import UnlearnRequest
+
+    request_id = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--steps", "50", "--json")[1])["id"]
+    row = api.session.get(UnlearnRequest, uuid.UUID(request_id))
+    assert row.config == {"steps": 50}
+    row.status, row.reason = RequestStatus.failed, "gate_failed"
+    row.reason_detail = "gate failed: forget_min_psnr_drop (value 0.5, threshold 2.0)"
+    api.session.commit()
+    code, out, _ = cli("status", request_id)
+    assert code == Exit.OK
+    assert "next      the publish gate refused the result: forget_min_psnr_drop was 0.5, at least 2.0 is required" in out
+    assert "next      forget harder with a larger budget: oblivio submit tr-cat-000 --model m --steps N" in out
+    assert f"oblivio report {request_id} -o report.json" in out

@@ -7,6 +7,8 @@ from sqlalchemy import func, select
 
 from service.db.enums import Role
 from service.db.models import Job, OutboxMessage, UnlearnRequest
+from service.db.base import utcnow
+from service.domain.requests import RUN_JOB_TASK
 
 
 def submit(api, body, role=Role.officer, **headers):
@@ -14,7 +16,10 @@ def submit(api, body, role=Role.officer, **headers):
 
 
 def counts(api):
-    return tuple(api.session.scalar(select(func.count()).select_from(t)) for t in (UnlearnRequest, Job, OutboxMessage))
+    """Requests, jobs, and job tasks in the outbox (the fixture's model registration queued a validation task)."""
+    rows = [select(func.count()).select_from(t) for t in (UnlearnRequest, Job)]
+    rows.append(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.task_name == RUN_JOB_TASK))
+    return tuple(api.session.scalar(query) for query in rows)
 
 
 def test_submit_records_request_job_and_outbox_row(api):

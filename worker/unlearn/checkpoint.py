@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -78,6 +79,61 @@ def checkpoint_from_bytes(data: bytes) -> tuple[Adapter, dict[str, Any]]:
     adapter = create_adapter(header["family"], header["config"])
     adapter.load_state_dict(st_load(data), strict=True)
     return adapter, header
+
+
+def checkpoint_problems(data: bytes, *, batch: int = 2) -> list[str]:
+    """Everything that stops ``data`` from serving as a base generator; an empty list means it can.
+
+    The family's layout is first built on the meta device (no memory, whatever the config asks
+    for) and compared with the file's tensors: names, shapes, finite values. Only a matching file
+    is loaded strictly and run once on a dummy batch, whose outputs must have the input's shape
+    and be finite.
+    """
+    try:
+        header = read_header(data)
+        with torch.device("meta"):
+            layout = create_adapter(header["family"], header["config"]).state_dict()
+    except Exception as err:  # a bad header or config fails in many ways; each is a verdict, not a crash
+        return [f"checkpoint does not describe a known model: {err}"]
+    try:
+        tensors = st_load(data)
+    except Exception as err:  # safetensors raises its own error type for every malformed file
+        return [f"tensors cannot be read: {err}"]
+    problems = _layout_problems(header["family"], layout, tensors)
+    return problems or _forward_problems(header, tensors, batch)
+
+
+def _layout_problems(family: str, layout: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> list[str]:
+    missing, unexpected = sorted(set(layout) - set(tensors)), sorted(set(tensors) - set(layout))
+    problems = [f"{len(names)} {kind} tensor names for family {family!r}: {names[:10]}{' …' if len(names) > 10 else ''}"
+                for kind, names in (("missing", missing), ("unexpected", unexpected)) if names]
+    for name in sorted(set(layout) & set(tensors)):
+        if tuple(tensors[name].shape) != tuple(layout[name].shape):
+            problems.append(f"tensor {name!r} has shape {tuple(tensors[name].shape)}, the config needs {tuple(layout[name].shape)}")
+        elif tensors[name].is_floating_point() and not bool(torch.isfinite(tensors[name]).all()):
+            problems.append(f"tensor {name!r} holds NaN or infinite values")
+    return problems
+
+
+def _forward_problems(header: dict[str, Any], tensors: dict[str, torch.Tensor], batch: int) -> list[str]:
+    try:
+        adapter = create_adapter(header["family"], header["config"])
+        adapter.load_state_dict(tensors, strict=True)
+        adapter.model.eval()
+        generator = torch.Generator().manual_seed(0)
+        images = torch.rand(batch, *adapter.image_shape, generator=generator)
+        mask = adapter.random_mask(batch, generator)
+        with torch.no_grad():
+            latent, output = adapter.encode(images, mask), adapter.reconstruct(images, mask)
+    except Exception as err:  # whatever the model raises, the verdict names it
+        return [f"forward pass on a dummy batch failed: {type(err).__name__}: {err}"]
+    problems = []
+    if tuple(output.shape) != tuple(images.shape):
+        problems.append(f"forward pass returned shape {tuple(output.shape)} for input {tuple(images.shape)}")
+    for name, value in (("encoder output", latent), ("generator output", output)):
+        if not bool(torch.isfinite(value).all()):
+            problems.append(f"forward pass on a dummy batch: the {name} holds NaN or infinite values")
+    return problems
 
 
 def sha256_hex(data: bytes) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from .base import Adapter
 
 A = TypeVar("A", bound=type[Adapter])
 
+ENTRY_POINT_GROUP = "oblivio.families"  # plugin packages declare `name = "package.module:AdapterClass"`
 _FAMILIES: dict[str, type[Adapter]] = {}
 
 
@@ -31,11 +33,21 @@ def list_families() -> list[str]:
 
 
 def family_class(family: str) -> type[Adapter]:
-    """The adapter class of ``family``; ValueError listing the known families otherwise."""
+    """The adapter class of ``family``, importing its plugin if one is installed; ValueError otherwise."""
+    if family not in _FAMILIES:
+        _load_plugin(family)
     try:
         return _FAMILIES[family]
     except KeyError:
         raise ValueError(f"unknown model family {family!r}; known families: {list_families()}") from None
+
+
+def _load_plugin(family: str) -> None:
+    """Import the adapter a package declares under the entry-point group; it registers itself when imported."""
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=family):
+        loaded = entry_point.load()
+        if isinstance(loaded, type) and issubclass(loaded, Adapter) and family not in _FAMILIES:
+            register_family(family)(loaded)
 
 
 def create_adapter(family: str, config: Mapping[str, Any] | Any, *, seed: int = 0) -> Adapter:

@@ -1,0 +1,53 @@
+"""Operators' commands on this machine: serve the API, migrate the database, purge superseded checkpoints."""
+
+import argparse
+
+from service.cli.exits import Exit
+from service.cli.output import err
+from service.config import get_settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Say where the state is, refuse an unmigrated database, then run uvicorn."""
+    import uvicorn
+    from sqlalchemy.exc import OperationalError
+
+    from service.db.migrate import head_revision, schema_problem, state_summary
+    from service.logs import logging_config
+
+    settings = get_settings()
+    for line in state_summary(settings):
+        err(f"oblivio serve: {line}")
+    try:
+        problem = schema_problem(settings, head=head_revision())
+    except OperationalError as exc:  # unreachable now: serve anyway, /readyz answers 503 until it is back
+        err(f"oblivio serve: database unreachable for now ({type(exc.orig).__name__}); /readyz reports it")
+        problem = None
+    if problem:
+        err(f"error: not serving: {problem}")
+        return Exit.CONFLICT
+    config = logging_config(settings.log_level)
+    # Requests are logged by the app (with their request id); uvicorn's own access lines would repeat them.
+    uvicorn.run("service.asgi:app", host=args.host, port=args.port, workers=args.workers, log_config=config, access_log=False)
+    return Exit.OK
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from service.db.migrate import upgrade
+
+    upgrade(get_settings())
+    print("database at head")
+    return Exit.OK
+
+
+def purge(args: argparse.Namespace) -> int:
+    from service.db.session import make_engine, make_sessionmaker
+    from service.domain.hygiene import purge_superseded
+    from service.storage import make_store
+
+    settings = get_settings()
+    grace = settings.purge_grace_seconds if args.grace_seconds is None else args.grace_seconds
+    with make_sessionmaker(make_engine(settings)).begin() as session:
+        purged = purge_superseded(session, store=make_store(settings), grace_seconds=grace, actor="cli")
+    print(f"purged {len(purged)} version(s)")
+    return Exit.OK

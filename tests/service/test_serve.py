@@ -1,0 +1,59 @@
+"""`oblivio serve` says where its state is and refuses a database that is not migrated; /readyz says why."""
+
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.cli import Exit, main
+from service.config import Settings, get_settings
+from service.db.migrate import upgrade
+from service.main import create_app
+from tests.conftest import REDIS, fresh_database
+
+
+@pytest.fixture
+def serve(monkeypatch, capsys, tmp_path):
+    """Run `oblivio serve` with these OBLIVIO_* variables; uvicorn must never start."""
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("uvicorn started on an unmigrated database"))
+
+    def run(**env: str) -> tuple[int, str]:
+        monkeypatch.chdir(tmp_path)
+        for name in [n for n in os.environ if n.startswith("OBLIVIO_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(f"OBLIVIO_{name.upper()}", value)
+        get_settings.cache_clear()
+        try:
+            code = main(["serve"])
+        finally:
+            get_settings.cache_clear()
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def test_serve_from_another_folder_creates_nothing_and_says_what_to_run(serve, tmp_path):
+    code, err = serve()
+    assert code == Exit.CONFLICT
+    assert f"home: {tmp_path / '.oblivio'}" in err and f"database: sqlite:///{tmp_path / '.oblivio' / 'oblivio.db'}" in err
+    assert "not serving: no database file at" in err and "run `oblivio migrate`" in err
+    assert not (tmp_path / ".oblivio").exists()
+
+
+def test_serve_refuses_a_postgres_database_without_schema_or_behind_the_code(serve, tmp_path):
+    url = fresh_database("oblivio_serve")
+    code, err = serve(database_url=url, home=str(tmp_path / "home"))
+    assert code == Exit.CONFLICT and "has no Oblivio schema: run `oblivio migrate`" in err
+    upgrade(Settings(database_url=url, home=tmp_path / "home"), "0003")
+    code, err = serve(database_url=url, home=str(tmp_path / "home"))
+    assert code == Exit.CONFLICT and "is at migration 0003, this code needs" in err
+
+
+def test_readyz_names_a_missing_migration(tmp_path):
+    settings = Settings(database_url=fresh_database("oblivio_unmigrated"), broker_url=f"{REDIS}/14", home=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": True, "broker": True, "schema": False}
+    assert "has no Oblivio schema: run `oblivio migrate`" in ready.json()["reason"]
