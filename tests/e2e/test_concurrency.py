@@ -66,7 +66,7 @@ def test_cancels_racing_a_worker_claim_never_deadlock(tmp_path):
         keys = [f"tr-{label}-{i:03d}" for i in range(14) for label in CLASSES][:ROUNDS]
         created, cancels = [], []
         for key in keys:
-            response = officer.post("/unlearn-requests", json={"model": "tiny", "samples": [key], "config": {"max_steps": 5}})
+            response = officer.post("/unlearn-requests", json={"model": "tiny", "samples": [key], "config": {"steps": 5}})
             assert response.status_code == 201, response.text
             created.append(response.json()["id"])
             time.sleep(rng.uniform(0, 0.08))

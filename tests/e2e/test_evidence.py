@@ -33,7 +33,7 @@ def test_published_version_carries_attestations_and_a_model_signature(tmp_path):
         register_demo_data(stack)
         officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
         created = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-square-000"],
-                                                         "config": {"max_steps": 40}})
+                                                         "config": {"steps": 40}})
         assert created.status_code == 201, created.text
         final, _ = follow(auditor, created.json()["id"])
         assert final["status"] == "completed", (final, stack.log_tail())

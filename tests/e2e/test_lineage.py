@@ -11,7 +11,7 @@ from tests.e2e.stack import launch
 from tests.e2e.test_end_to_end import TINY_GATE, follow, register_demo_data
 
 pytestmark = pytest.mark.integration
-CONFIG = {"max_steps": 20}
+CONFIG = {"steps": 20}
 
 
 def test_receipts_per_request_and_erasure_per_model(tmp_path):

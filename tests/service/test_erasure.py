@@ -11,7 +11,7 @@ from service.db.models import Erasure, Job, Sample
 from service.db.migrate import upgrade
 from service.domain.hygiene import delete_forget_files
 from service.domain.jobs import Claim, claim_job, get_job
-from tests.builders import header_only_checkpoint, publish_job
+from tests.builders import publish_job, tiny_checkpoint, validate_model
 from tests.conftest import fresh_database
 from worker.inputs import gather_inputs
 
@@ -19,8 +19,10 @@ from worker.inputs import gather_inputs
 def register(api, name: str, checkpoint: bytes | None = None) -> None:
     spec = {"name": name, "training_dataset": "train", "proxy_dataset": "proxy"}
     response = api.client.post("/models", headers=api.as_(Role.admin), data={"spec": json.dumps(spec)},
-                               files={"checkpoint": ("c.safetensors", checkpoint or header_only_checkpoint(name=name))})
-    assert response.status_code == 201, response.text
+                               files={"checkpoint": ("c.safetensors", checkpoint or tiny_checkpoint(name=name))})
+    assert response.status_code == 202, response.text  # no worker here: settle its verdict as a worker would
+    validate_model(api.session, name)
+    api.session.commit()
 
 
 def submit(api, body):

@@ -3,7 +3,7 @@
 import json
 
 from service.db.enums import Role
-from tests.builders import header_only_checkpoint
+from tests.builders import tiny_checkpoint
 
 
 def submit(api, body: dict):
@@ -40,7 +40,7 @@ def test_a_huge_model_spec_is_not_echoed(api):
     spec = json.dumps({"name": "big", "training_dataset": "train", "proxy_dataset": "proxy", "unlearn_defaults": huge})
     response = api.client.post(
         "/models", headers=api.as_(Role.admin), data={"spec": spec},
-        files={"checkpoint": ("m.safetensors", header_only_checkpoint())},
+        files={"checkpoint": ("m.safetensors", tiny_checkpoint())},
     )  # fmt: skip
     assert response.status_code == 422, response.text
     assert len(response.content) < 2_000 and "x" * 400 not in response.text

@@ -54,7 +54,7 @@ def test_after_a_gate_failure_the_officer_is_told_which_check_failed_and_the_opt
     lines = after_gate_failure(failed, report="/reports/r1.json")
     assert lines[0] == "the publish gate refused the result: forget_min_psnr_drop was 1.234, at least 2.0 is required"
     assert lines[1] == "the publish gate refused the result: retain_max_cosine_drop was 0.05, at most 0.02 is required"
-    assert "oblivio submit tr-1 tr-2 --class bag --model m --max-steps N" in lines[2]
+    assert "oblivio submit tr-1 tr-2 --class bag --model m --steps N" in lines[2]
     assert "--mode with_retain" in lines[3]
     assert "--method gradient_surgery" in lines[4] and "gate_thresholds" in lines[5]
     assert lines[-1].endswith("/reports/r1.json")
