@@ -48,6 +48,7 @@ class JobInputs:
     training_dataset: str
     forget: Part
     forget_sample_ids: list[int]
+    forget_classes: list[str]  # the classes forgotten whole (their held-out images get class evidence)
     forget_owners: dict[str, list[str]]  # sample_key -> ids of the requests that named it
     retain: Part
     holdout: Part
@@ -117,6 +118,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         training_dataset=training.name,
         forget=Part(training.name, forget_records),
         forget_sample_ids=sorted(forget_ids),
+        forget_classes=sorted(classes),
         forget_owners=owners,
         retain=Part(source.name, [_record(s) for s in retain]),
         holdout=Part(source.name, [_record(s) for s in holdout]),
