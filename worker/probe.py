@@ -44,6 +44,8 @@ class Split:
 def split_sets(forget: Tensor, holdout: Tensor, reference: Tensor | None, reference_labels: list[str],
                forget_classes: list[str], *, eval_max: int, seed: int) -> Split:
     """The final evaluation's sets and the probe's; images (N, C, H, W), reference_labels one per reference row."""
+    if len(reference_labels) != (0 if reference is None else len(reference)):
+        raise ValueError(f"{len(reference_labels)} reference labels for {0 if reference is None else len(reference)} images")
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(forget), generator=gen) if len(forget) > eval_max else torch.arange(len(forget))
     final_forget, rest = order[:eval_max], order[eval_max:]
