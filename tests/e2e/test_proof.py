@@ -24,14 +24,18 @@ def test_gate_failure_publishes_nothing_and_says_which_threshold(tmp_path):
         created = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]}).json()
         final, _ = follow(auditor, created["id"])
         assert final["status"] == "failed" and final["reason"] == "gate_failed"
-        assert "forget_min_psnr_drop" in final["reason_detail"]
+        assert "forget_min_psnr_drop" in final["reason_detail"] and "What can be changed" in final["reason_detail"]
+        assert "max_steps" in final["reason_detail"] and "gate_thresholds" in final["reason_detail"]
         versions = auditor.get("/models/tiny/versions").json()
         assert [(v["version"], v["status"], v["is_current"]) for v in versions] == [(1, "published", True)]
         body = auditor.get(f"/unlearn-requests/{created['id']}/report").json()["body"]
         assert body["outcome"] == "gate_failed" and body["checkpoints"]["new"] is None
-        failed = [c for c in body["gate"]["checks"] if not c["passed"]]
-        assert [c["name"] for c in failed] == ["forget_min_psnr_drop"]
+        failed = [c for c in body["gate"]["checks"] if c["status"] == "failed"]
+        assert [c["name"] for c in failed] == ["forget_min_psnr_drop"] and body["gate"]["verdict"] == "failed"
         assert failed[0]["margin"] < 0 and failed[0]["threshold"] == 1000.0
+        attempts = body["verification"]["attempts"]  # a forget-side failure is retried once with twice the budget
+        assert [(a["budget"], a["verdict"]) for a in attempts] == [(600, "failed"), (1200, "failed")]
+        assert body["job"]["config"]["max_steps"] == 1200 and body["error"] == final["reason_detail"]
         again = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]})
         assert again.status_code == 201, "a failed request erased nothing, so the sample can be requested again"
     finally:
