@@ -91,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="cap on steps (default: the model's own)")
     parser.add_argument("--samples", type=int, default=8, help="single samples in the second scenario")
+    parser.add_argument("--scenarios", nargs="+", choices=["class", "samples"], default=["class", "samples"])
     parser.add_argument("--out", type=Path, default=RESULTS / "gate.json")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -109,7 +110,9 @@ def main() -> None:
     samples = random.Random(7).sample(range(len(y_train)), args.samples)
     out = {"device": "cpu", "machine": platform.machine(), "threads": torch.get_num_threads(),
            "config": config.to_dict(), "defaults": DEFAULT_GATE, "scenarios": {}}
-    for name, ids, classes in (("class", class_ids, [trouser]), ("samples", samples, [])):
+    scenarios = {"class": (class_ids, [trouser]), "samples": (samples, [])}
+    for name in args.scenarios:
+        ids, classes = scenarios[name]
         print(f"{name}: forgetting {len(ids)} images ...", flush=True)
         row = out["scenarios"][name] = scenario(ids, classes, splits["train"], splits["test"], base, features, config)
         print(f"  steps to verdict {row['steps_to_verdict']} of {row['budget']}", flush=True)
