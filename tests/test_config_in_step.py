@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from service.db.enums import Method
 from service.domain import unlearn_config as service_config
 from service.schemas.unlearn import GATE_CHECKS, METHOD_PARAMS, UnlearnSettings
-from worker.evaluation import DEFAULT_GATE, DESCRIPTIONS
+from worker.gate import CHECKS, DEFAULT_GATE
 from worker.unlearn import EncoderL2Config
 from worker.unlearn import config as worker_config
 from worker.unlearn.methods import get_method, list_methods
@@ -56,7 +56,7 @@ def test_every_method_and_its_parameters_match():
 
 def test_the_gate_checks_match():
     assert list(GATE_CHECKS) == list(DEFAULT_GATE)
-    assert GATE_CHECKS == DESCRIPTIONS
+    assert GATE_CHECKS == {name: text for name, (_, text) in CHECKS.items()}
 
 
 @pytest.mark.parametrize("bad", [

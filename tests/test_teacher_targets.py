@@ -32,7 +32,7 @@ def job_inputs(proxy: Part, retain: Part, digest: str, mode: Mode = Mode.retain_
         job_id=uuid.uuid4(), model="m", family="mae", attempt=1, base_version=1, base_digest=digest,
         feature_net_digest=None, gate_overrides={}, mode=mode, method="encoder_l2", config={}, training_dataset="train",
         forget=empty,
-        forget_requests={}, forget_owners={}, retain=retain, holdout=empty, reference=None,
+        forget_requests={}, forget_classes=[], forget_owners={}, retain=retain, holdout=empty, reference=None,
         retain_manifest_digest="manifest-" + proxy.digest, request_ids=[], proxy=proxy,
     )  # fmt: skip
 

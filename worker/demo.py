@@ -233,7 +233,24 @@ def _summarise(body: dict) -> None:
         psnr = [sum(m[t]["psnr"] for t in m) / len(m) for m in (before, after)]
         say(f"  {name:<9} cosine {cos[0]:.3f} -> {cos[1]:.3f}   PSNR {psnr[0]:.2f} -> {psnr[1]:.2f} dB")
     gate = body.get("gate") or {}
-    say(f"  gate: {'passed' if gate.get('passed') else 'FAILED'}")
+    unevaluated = ", ".join(gate.get("unevaluated_checks") or [])
+    say(f"  gate: {gate.get('verdict', 'not evaluated')}" + (f" (not evaluated: {unevaluated})" if unevaluated else ""))
+    verification = body.get("verification") or {}
+    mia = verification.get("membership") or {}
+    if "raw" in mia:
+        raw, verdict = mia["raw"], mia["verdict"]
+        say(f"  membership attack AUC {raw['before']['auc']:.3f} -> {raw['after']['auc']:.3f} "
+            f"(TPR at 1% FPR {raw['after']['tpr_at_1pct_fpr']:.3f}; delta {verdict['delta_above']:.3f}): "
+            f"forgotten {'yes' if verdict['forgotten'] else 'NO'}, "
+            f"not over-forgotten {'yes' if verdict['not_over_forgotten'] else 'NO'}")
+    evidence = verification.get("class_evidence") or {}
+    if "after" in evidence:
+        rates = ", ".join(f"{k} {evidence['before'][k]:.2f} -> {evidence['after'][k]:.2f} (visible-only "
+                          f"{evidence['visible_only'][k]:.2f})" for k in evidence["after"])
+        say(f"  class recognised: {rates}")
+    for i, attempt in enumerate(verification.get("attempts") or [], 1):
+        say(f"  attempt {i}: {attempt['steps']} of {attempt['budget']} steps, steps to verdict "
+            f"{attempt['steps_to_verdict']}, {attempt['verdict']}")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

@@ -1,101 +1,114 @@
-"""Judge a candidate against its base on the same fixed inputs, and the publish gate (ALGORITHM.md §5).
+"""Judge a candidate against its base on the same fixed inputs (ALGORITHM.md §5).
 
 Sets: the forget samples; a retain-side hold-out (retain-source images kept out of the unlearning
-run); a never-trained reference (proxy images of the forget samples' classes) where one exists.
-Tasks: centre boxes of a quarter and half of the side, and random masking at the training ratio.
-The gate compares means over tasks, so no single mask geometry decides alone.
+run); a never-seen reference (proxy images of the forget samples' classes) where one exists.
+Quality metrics per set (worker/unlearn/metrics.py): centre boxes of a quarter and half of the side,
+and random masking at the training ratio. Membership inference (worker/unlearn/mia.py): forget
+images against the never-seen reference. Class evidence (worker/unlearn/class_evidence.py): the
+feature network on the outputs for the reference's images of the classes forgotten whole.
+
+A :class:`Judge` computes every base-side number once, so judging a candidate costs its forward
+passes only: the pipeline judges the final candidate with it, and a small probe split every K steps.
+The publish gate reading these numbers lives in worker/gate.py.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from worker.unlearn.metrics import TASKS, evaluate
-
-# Defaults chosen from measurements on the demo model (benchmarks/gate.py -> benchmarks/results/gate.json,
-# explained in README "Publish gate"); a model may override any of them, and null disables a check.
-DEFAULT_GATE: dict[str, float | None] = {
-    "retain_max_psnr_drop": 0.75,  # measured 0.17 (class) / 0.26 (10 samples)
-    "retain_max_cosine_drop": 0.02,  # measured -0.0002 / 0.0006
-    "forget_min_cosine_drop": 0.05,  # measured 0.129 / 0.085
-    "forget_min_psnr_drop": 2.0,  # measured 4.60 / 3.87
-    "forget_max_cosine_over_reference": 0.02,  # measured -0.001 / -0.082; 0.02 absorbs sampling noise
-}
-
-DESCRIPTIONS = {
-    "retain_max_psnr_drop": "retain hold-out PSNR (dB, mean over tasks) may drop by at most this much",
-    "retain_max_cosine_drop": "retain hold-out feature cosine may drop by at most this much",
-    "forget_min_cosine_drop": "forget-set feature cosine must drop by at least this much",
-    "forget_min_psnr_drop": "forget-set PSNR (dB, mean over tasks) must drop by at least this much",
-    "forget_max_cosine_over_reference": "after unlearning, forget-set cosine may exceed the never-trained reference's by at most this much",
-}
+from worker.unlearn.class_evidence import class_indices, recognition
+from worker.unlearn.metrics import evaluate
+from worker.unlearn.mia import MaskedPass, masked_pass, membership
 
 
 @dataclass(frozen=True)
-class GateResult:
-    passed: bool
-    thresholds: dict[str, float | None]
-    checks: list[dict[str, Any]]
+class EvalSets:
+    """Images a candidate is judged on, (N, C, H, W) in [0, 1] each.
+
+    reference: never-seen images of the forget samples' classes, ``reference_labels`` their classes;
+    ``forget_classes``: the classes forgotten whole (class evidence is asked for those only).
+    """
+
+    forget: Tensor
+    retain: Tensor
+    reference: Tensor | None
+    reference_labels: list[str] = field(default_factory=list)
+    forget_classes: list[str] = field(default_factory=list)
+
+    def quality_sets(self) -> dict[str, Tensor]:
+        sets = {"forget": self.forget, "retain": self.retain, "reference": self.reference}
+        return {name: images for name, images in sets.items() if images is not None and len(images)}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Everything the gate reads. ``unavailable``: {section: why it could not be computed}."""
+
+    metrics: dict[str, dict[str, Any]]
+    membership: dict[str, Any] | None
+    class_evidence: dict[str, Any] | None
+    unavailable: dict[str, str]
+
+
+class Judge:
+    """The base's numbers on ``sets``, computed once; call it with a candidate to judge that candidate."""
+
+    @torch.no_grad()
+    def __init__(self, base, sets: EvalSets, features, *, seed: int) -> None:
+        self.sets, self.features, self.seed = sets, features, seed
+        self.before = {name: evaluate(base, images, features, seed=seed) for name, images in sets.quality_sets().items()}
+        self.unavailable: dict[str, str] = {}
+        self.targets, self.rows = self._class_targets()
+        if "reference" not in self.before or not len(sets.forget):
+            self.unavailable["membership"] = ("no never-seen images of the forget samples' classes: the model's "
+                                              "proxy set has none (or the model has no proxy set)")  # fmt: skip
+            self.base_forget = self.base_never = None
+            return
+        self.base_forget = masked_pass(base, sets.forget, seed=seed)
+        self.base_never = masked_pass(base, sets.reference, seed=seed, classify=self._classify)
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        return [c for c in self.checks if not c["passed"]]
+    def _classify(self):
+        return self.features if self.targets is not None else None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "thresholds": self.thresholds, "checks": self.checks}
+    def _class_targets(self) -> tuple[Tensor | None, Tensor | None]:
+        """(targets (R,), rows (R,)) of the reference images of classes forgotten whole, or (None, None)."""
+        sets = self.sets
+        if not sets.forget_classes:
+            self.unavailable["class_evidence"] = "not applicable: no class is forgotten whole"
+            return None, None
+        rows = [i for i, label in enumerate(sets.reference_labels) if label in sets.forget_classes]
+        names = (getattr(self.features, "header", None) or {}).get("class_names")
+        if self.features is None or not names:
+            self.unavailable["class_evidence"] = "the model has no feature network with class names"
+            return None, None
+        targets = class_indices(names, [sets.reference_labels[i] for i in rows])
+        if not rows or targets is None:
+            self.unavailable["class_evidence"] = ("no held-out images of the forgotten classes that the feature "
+                                                  "network knows by name")  # fmt: skip
+            return None, None
+        return targets, torch.tensor(rows)
 
-
-@torch.no_grad()
-def evaluate_sets(base, candidate, sets: dict[str, torch.Tensor], features, *, seed: int) -> dict[str, dict[str, Any]]:
-    """{set: {"before": {task: metrics}, "after": {task: metrics}}} for every non-empty set."""
-    results = {}
-    for name, images in sets.items():
-        if images is None or len(images) == 0:
-            continue
-        results[name] = {
-            "before": evaluate(base, images, features, seed=seed),
-            "after": evaluate(candidate, images, features, seed=seed),
-        }
-    return results
-
-
-def task_mean(metrics: dict[str, dict[str, float | None]], key: str) -> float | None:
-    """Mean over tasks; None when the metric was not computed (no feature network for cosine)."""
-    values = [metrics[t][key] for t in TASKS]
-    return None if any(v is None for v in values) else sum(values) / len(values)
-
-
-def check_gate(results: dict[str, dict[str, Any]], overrides: dict[str, float | None]) -> GateResult:
-    thresholds = {**DEFAULT_GATE, **{k: v for k, v in overrides.items() if k in DEFAULT_GATE}}
-    mean = {(s, when, k): task_mean(results[s][when], k) for s in results for when in ("before", "after")
-            for k in ("psnr", "cosine")}
-    mean = {key: value for key, value in mean.items() if value is not None}
-    values: dict[str, tuple[float | None, str]] = {
-        "retain_max_psnr_drop": (_drop(mean, "retain", "psnr"), "max"),
-        "retain_max_cosine_drop": (_drop(mean, "retain", "cosine"), "max"),
-        "forget_min_cosine_drop": (_drop(mean, "forget", "cosine"), "min"),
-        "forget_min_psnr_drop": (_drop(mean, "forget", "psnr"), "min"),
-        "forget_max_cosine_over_reference": (
-            mean[("forget", "after", "cosine")] - mean[("reference", "after", "cosine")]
-            if ("reference", "after", "cosine") in mean else None,
-            "max",
-        ),
-    }
-    checks = []
-    for name, threshold in thresholds.items():
-        value, kind = values[name]
-        if threshold is None or value is None:
-            checks.append({"name": name, "value": value, "threshold": threshold, "passed": True, "margin": None,
-                           "description": DESCRIPTIONS[name], "evaluated": False})
-            continue
-        margin = threshold - value if kind == "max" else value - threshold
-        checks.append({"name": name, "value": round(value, 6), "threshold": threshold, "passed": margin >= 0,
-                       "margin": round(margin, 6), "description": DESCRIPTIONS[name], "evaluated": True})
-    return GateResult(passed=all(c["passed"] for c in checks), thresholds=thresholds, checks=checks)
+    @torch.no_grad()
+    def __call__(self, candidate) -> Judgement:
+        sets, seed = self.sets, self.seed
+        metrics = {name: {"before": self.before[name], "after": evaluate(candidate, images, self.features, seed=seed)}
+                   for name, images in sets.quality_sets().items()}  # fmt: skip
+        if self.base_forget is None:
+            return Judgement(metrics, None, None, dict(self.unavailable))
+        after_forget = masked_pass(candidate, sets.forget, seed=seed)
+        after_never = masked_pass(candidate, sets.reference, seed=seed, classify=self._classify)
+        mia = membership(self.base_forget, self.base_never, after_forget, after_never)
+        evidence = None
+        if self.targets is not None:
+            evidence = recognition(_rows(self.base_never, self.rows), _rows(after_never, self.rows), self.targets)
+        return Judgement(metrics, mia, evidence, dict(self.unavailable))
 
 
-def _drop(mean: dict, name: str, key: str) -> float | None:
-    if (name, "before", key) not in mean:
-        return None
-    return mean[(name, "before", key)] - mean[(name, "after", key)]
+def _rows(masked: MaskedPass, rows: Tensor) -> MaskedPass:
+    """The pass restricted to ``rows`` (R,) of its images."""
+    return MaskedPass(masked.errors[rows], masked.predictions[rows], masked.visible_predictions[rows])

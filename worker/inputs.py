@@ -51,6 +51,7 @@ class JobInputs:
     training_dataset: str
     forget: Part
     forget_requests: dict[int, uuid.UUID]  # sample id -> the first request that asked for it
+    forget_classes: list[str]  # the classes forgotten whole (their held-out images get class evidence)
     forget_owners: dict[str, list[str]]  # sample_key -> ids of the requests that named it
     retain: Part
     holdout: Part
@@ -138,6 +139,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         training_dataset=training.name,
         forget=Part(training.name, forget_records),
         forget_requests={s.id: reqs[0] for s, reqs in forget},
+        forget_classes=sorted(classes),
         forget_owners=owners,
         retain=Part(source.name, [_record(s) for s in retain]),
         holdout=Part(source.name, [_record(s) for s in holdout]),

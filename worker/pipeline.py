@@ -1,6 +1,6 @@
-"""claim → load → unlearn → evaluate → gate → publish → report, for one job.
+"""claim → load → unlearn (probed, stopped when done) → evaluate → gate (→ retry once) → publish → report.
 
-Nothing is published unless every step succeeded and the gate passed. Publication, the request
+Nothing is published unless every step succeeded and the gate did not fail (worker/gate.py). Publication, the request
 state changes and the signed report commit in one transaction.
 """
 
@@ -40,17 +40,19 @@ from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.queue import Dispatcher
 from service.storage import ArtifactStore, make_store
-from worker.evaluation import check_gate, evaluate_sets
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
+from worker.probe import split_sets
 from worker.report import build_report, data_read_section, requests_section
+from worker.report import verification_section
+from worker.retry import Attempts, gate_failure_message
 from worker.teacher_targets import job_targets, warm_next
-from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes, run_unlearning
+from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
 from worker.unlearn.config import recommended_config
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
-from worker.unlearn.methods import params_to_dict, parse_method_config, run_method
+from worker.unlearn.methods import params_to_dict, parse_method_config
 from worker.unlearn.runtime import configure_cpu_threads
 
 log = logging.getLogger("oblivio.pipeline")
@@ -138,34 +140,34 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     loaded = time.perf_counter()
 
     config, params = parse_method_config(inputs.method, inputs.config, recommended_config(base.family, base.config.to_dict()))
+    labels = [r.class_label for r in inputs.reference.records] if inputs.reference else []
+    split = split_sets(forget, holdout, reference, labels, inputs.forget_classes,
+                       eval_max=ctx.settings.eval_max_images, seed=config.seed)
     progress = ProgressReporter(ctx, inputs.job_id, lease)
     targets = None
     if inputs.method == "encoder_l2":
         progress.phase(JobPhase.building_teacher_targets)
         targets = job_targets(ctx.store, inputs, base, reads)
     progress.phase(JobPhase.unlearning)
-    if targets is not None:  # encoder-L2 on the version's cached teacher targets
-        result = run_unlearning(base, forget, retain, config, progress, targets=targets)
-    else:
-        result = run_method(inputs.method, base, forget, retain, config, progress, params=params)
+    run = Attempts(base, forget, retain, split, features, inputs=inputs, params=params, targets=targets,
+                   on_step=progress, seed=config.seed)
+    result, judgement, gate = run.until_done(config)
     unlearned = time.perf_counter()
     progress.phase(JobPhase.evaluating)
 
     candidate = result.adapter
-    sets = {"forget": _subset(forget, ctx.settings.eval_max_images, config.seed), "retain": holdout, "reference": reference}
-    metrics = evaluate_sets(base, candidate, sets, features, seed=config.seed)
-    gate = check_gate(metrics, inputs.gate_overrides)
     keys = [r.sample_key for r in inputs.holdout.records]
     figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
-    evaluated = time.perf_counter()
-    timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded, "evaluate_s": evaluated - unlearned}
+    timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded - run.evaluate_s, "evaluate_s": run.evaluate_s}
     history = [{"step": h.step, **h.losses} for h in result.history]
     used = {**result.config.to_dict(), "params": params_to_dict(params)}
+    verification = verification_section(judgement, gate, run.attempts, split)
     report_args = dict(inputs=inputs, data_read=data_read_section(inputs, reads), config=used,
-                       metrics=metrics, gate=gate.to_dict(), history=history, figures=figures, device=str(device))
-    if not gate.passed:
-        failed = ", ".join(f"{c['name']} (value {c['value']}, threshold {c['threshold']})" for c in gate.failures)
-        _fail(ctx, inputs.job_id, inputs, FailureReason.gate_failed, f"gate failed: {failed}",
+                       metrics=judgement.metrics, gate=gate.to_dict(), verification=verification, history=history,
+                       figures=figures, device=str(device))
+    if not gate.publishable:
+        detail = gate_failure_message(gate, run.attempts)
+        _fail(ctx, inputs.job_id, inputs, FailureReason.gate_failed, detail,
               report=dict(report_args, outcome="gate_failed", new_checkpoint=None,
                           timings={**timings, "total_s": time.perf_counter() - started}))
         return "gate_failed"
@@ -175,7 +177,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     digest = ctx.store.put(data)
     ctx.store.put_derived(digest, SIGNATURE_NAME, sign_checkpoint(data, key_file=ctx.settings.model_signing_key_file))
     timings["total_s"] = time.perf_counter() - started
-    summary = {"steps": result.steps, "seconds": round(result.seconds, 3), "gate_passed": True,
+    summary = {"steps": result.steps, "budget": result.budget, "seconds": round(result.seconds, 3),
+               "gate_verdict": gate.verdict, "attempts": len(run.attempts),
                "final_losses": result.history[-1].losses if result.history else {}}
     outcome = _publish(ctx, inputs, digest=digest, size=len(data), summary=summary,
                        report=dict(report_args, outcome="published", timings=timings))
@@ -287,12 +290,6 @@ def _header_for(inputs: JobInputs, config: dict) -> dict:
         "mode": inputs.mode.value,
         "unlearn_config": config,
     }
-
-
-def _subset(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    if len(images) <= n:
-        return images
-    return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
 
 
 def _device(setting: str) -> torch.device:

@@ -10,7 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.models import UnlearnRequest
+from worker.evaluation import Judgement
+from worker.gate import GateResult
 from worker.inputs import JobInputs, ReadLog
+from worker.probe import Split
 
 SCHEMA = "oblivio.report/1"
 _MAX_HISTORY = 200
@@ -69,6 +72,25 @@ def data_read_section(inputs: JobInputs, log: ReadLog) -> dict[str, Any]:
     }
 
 
+def verification_section(judgement: Judgement, gate: GateResult, attempts: list[dict[str, Any]],
+                         split: Split) -> dict[str, Any]:
+    """Membership inference (with its two-sided verdict), class evidence, the probe and every attempt."""
+    unavailable = judgement.unavailable
+    mia = ({**judgement.membership, "verdict": gate.membership_verdict} if judgement.membership
+           else {"unavailable": unavailable.get("membership")})  # fmt: skip
+    probe = split.probe
+    return {
+        "membership": mia,
+        "class_evidence": judgement.class_evidence or {"unavailable": unavailable.get("class_evidence")},
+        "probe": {
+            "images": {"forget": len(probe.forget), "retain": len(probe.retain),
+                       "reference": 0 if probe.reference is None else len(probe.reference)},
+            "disjoint_from_final": split.disjoint,
+        },
+        "attempts": attempts,
+    }
+
+
 def build_report(
     *,
     inputs: JobInputs,
@@ -79,6 +101,7 @@ def build_report(
     new_checkpoint: dict[str, Any] | None,
     metrics: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
+    verification: dict[str, Any] | None = None,
     history: list[dict[str, float]] | None = None,
     figures: list[dict[str, Any]] | None = None,
     timings: dict[str, float] | None = None,
@@ -100,6 +123,7 @@ def build_report(
         "checkpoints": {"base": {"version": inputs.base_version, "digest": inputs.base_digest}, "new": new_checkpoint},
         "metrics": metrics or {},
         "gate": gate,
+        "verification": verification,
         "loss_history": _thin(history or []),
         "figures": figures or [],
         "timings": {k: round(v, 3) for k, v in (timings or {}).items()},

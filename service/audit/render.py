@@ -9,13 +9,15 @@ import hashlib
 from html import escape
 from typing import Any
 
+from service.audit.html import Markup, badge, code, facts, legend, num, scale, section, svg, table, y_axis
+from service.audit.verification import gate_html, gate_verdict, verdict_badge, verification_html
+
 SAMPLE_ROWS = 50
 SETS = ("forget", "retain", "reference")
 DATA_SETS = ("forget", "retain", "holdout", "reference")
 METRICS = ("psnr", "ssim", "cosine", "frechet", "n")
 LOSS_SERIES = {"loss": "#1f4e79", "retain": "#2e7d32", "forget": "#c62828"}
 BARS = {"before": "#9e9e9e", "after": "#1f4e79"}
-FAILED_ROW = ' class="failed"'
 VERIFY_COMMAND = "oblivio verify REPORT.json --public-key key.pem"
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;color:#1a1a1a;margin:0;background:#f6f7f9}
@@ -25,57 +27,10 @@ table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #dde;padding:
 th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font:12px ui-monospace,monospace;word-break:break-all}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:700}
-.pass{background:#2e7d32}.fail{background:#c62828}tr.failed td{background:#fdecea}
+.pass{background:#2e7d32}.fail{background:#c62828}.warn{background:#b26a00}.off{background:#757575}tr.failed td{background:#fdecea}
 figure{display:inline-block;margin:8px}figure img{image-rendering:pixelated;max-width:100%}
 svg text{font:11px system-ui,sans-serif}
 """
-
-
-class Markup(str):
-    """Already-escaped HTML that a table cell passes through unchanged."""
-
-
-def _num(value: Any, signed: bool = False) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:+d}" if signed else str(value)
-    if isinstance(value, float):
-        return f"{value:+.6g}" if signed else f"{value:.6g}"
-    return str(value)
-
-
-def _code(value: Any) -> Markup:
-    return Markup(f"<code>{escape(str(value))}</code>") if value else Markup("—")
-
-
-def _badge(passed: bool, text: str) -> Markup:
-    return Markup(f'<span class="badge {"pass" if passed else "fail"}">{escape(text)}</span>')
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, Markup):
-        return f"<td>{value}</td>"
-    css = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-    return f"<td{css}>{escape(_num(value))}</td>"
-
-
-def _table(headers: list[str], rows: list[list[Any]], failed: list[bool] | None = None) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    marks = failed or [False] * len(rows)
-    lines = [f"<tr{FAILED_ROW if bad else ''}>{''.join(_cell(v) for v in row)}</tr>" for row, bad in zip(rows, marks)]
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(lines) + "\n</tbody>\n</table>"
-
-
-def _facts(rows: list[tuple[str, Any]]) -> str:
-    lines = [f"<tr><th>{escape(name)}</th>{_cell(value)}</tr>" for name, value in rows]
-    return "<table>\n<tbody>\n" + "\n".join(lines) + "\n</tbody>\n</table>"
-
-
-def _section(title: str, content: str) -> str:
-    return f"<section>\n<h2>{escape(title)}</h2>\n{content}\n</section>"
 
 
 def _header(body: dict) -> str:
@@ -84,26 +39,27 @@ def _header(body: dict) -> str:
     base, new = checkpoints.get("base") or {}, checkpoints.get("new")
     outcome = body.get("outcome", "unknown")
     passed = outcome == "published"
-    config = ", ".join(f"{k}={_num(v)}" for k, v in (job.get("config") or {}).items())
-    timings = ", ".join(f"{k.removesuffix('_s')} {_num(v)} s" for k, v in (body.get("timings") or {}).items())
-    facts = _facts([
-        ("Job", _code(job.get("id"))),
-        ("Outcome", Markup(f"{_badge(passed, 'PASSED' if passed else 'FAILED')} {escape(outcome)}")),
+    config = ", ".join(f"{k}={num(v)}" for k, v in (job.get("config") or {}).items())
+    timings = ", ".join(f"{k.removesuffix('_s')} {num(v)} s" for k, v in (body.get("timings") or {}).items())
+    shown = facts([
+        ("Job", code(job.get("id"))),
+        ("Outcome", Markup(f"{badge(passed, 'PASSED' if passed else 'FAILED')} {escape(outcome)}")),
         ("Model", f"{job.get('model', '—')} ({job.get('family', '—')})"),
         ("Method", job.get("method")),
         ("Mode", job.get("mode")),
         ("Attempt", job.get("attempt")),
+        ("Gate verdict", verdict_badge(gate_verdict(body["gate"])) if body.get("gate") else None),
         ("Config", config or None),
         ("Versions", f"v{base.get('version', '?')} → " + (f"v{new['version']}" if new else "not published")),
-        ("Base checkpoint digest", _code(base.get("digest"))),
-        ("New checkpoint digest", _code(new.get("digest")) if new else "none (nothing was published)"),
+        ("Base checkpoint digest", code(base.get("digest"))),
+        ("New checkpoint digest", code(new.get("digest")) if new else "none (nothing was published)"),
         ("Code version", body.get("code_version")),
         ("Worker", f"{worker.get('host', '—')} · {worker.get('device', '—')} · torch {worker.get('torch', '—')}"),
         ("Created at", body.get("created_at")),
         ("Timings", timings or None),
     ] + ([("Error", body["error"])] if body.get("error") else []))
     schema = escape(str(body.get("schema", "—")))
-    return f"<header>\n<h1>Unlearning audit report</h1>\n<p>Schema {schema}</p>\n{facts}\n</header>"
+    return f"<header>\n<h1>Unlearning audit report</h1>\n<p>Schema {schema}</p>\n{shown}\n</header>"
 
 
 def _requests(requests: list[dict]) -> str:
@@ -112,9 +68,9 @@ def _requests(requests: list[dict]) -> str:
     parts = []
     for request in requests:
         samples = request.get("samples") or []
-        shown = [[s.get("sample_key"), s.get("class_label"), _code(s.get("sha256"))] for s in samples[:SAMPLE_ROWS]]
+        shown = [[s.get("sample_key"), s.get("class_label"), code(s.get("sha256"))] for s in samples[:SAMPLE_ROWS]]
         parts.append(f"<h3>Request <code>{escape(str(request.get('id')))}</code></h3>")
-        parts.append(_facts([
+        parts.append(facts([
             ("External id", request.get("external_id")),
             ("Status at report", request.get("status_at_report")),
             ("Received at", request.get("received_at")),
@@ -122,7 +78,7 @@ def _requests(requests: list[dict]) -> str:
             ("Classes", ", ".join(request.get("classes") or []) or None),
             ("Samples", len(samples)),
         ]))
-        parts.append(_table(["Sample key", "Class", "sha256"], shown))
+        parts.append(table(["Sample key", "Class", "sha256"], shown))
         if len(samples) > SAMPLE_ROWS:
             parts.append(f"<p>… and {len(samples) - SAMPLE_ROWS} more</p>")
     return "\n".join(parts)
@@ -134,43 +90,14 @@ def _data_read(data_read: dict) -> str:
     read = data_read.get("retained_training_samples_read")
     claim = "<p><strong>No retained training sample was read.</strong></p>" if read == 0 else ""
     total = data_read.get("samples_read_total")
-    facts = _facts([("Retained training samples read", read), ("Samples read in total", total)])
+    shown = facts([("Retained training samples read", read), ("Samples read in total", total)])
     rows = [
-        [name, part.get("source"), part.get("dataset"), part.get("count"), _code(part.get("digest")),
-         _code(part.get("manifest_digest"))]
+        [name, part.get("source"), part.get("dataset"), part.get("count"), code(part.get("digest")),
+         code(part.get("manifest_digest"))]
         for name in DATA_SETS if (part := data_read.get(name))
     ]
-    table = _table(["Set", "Source", "Dataset", "Samples", "Digest", "Manifest digest"], rows)
-    return f"<p>{escape(str(data_read.get('statement', '')))}</p>\n{claim}\n{facts}\n{table}"
-
-
-def _scale(lo: float, hi: float, out_lo: float, out_hi: float):
-    return lambda v: out_lo + (v - lo) / (hi - lo) * (out_hi - out_lo)
-
-
-def _svg(label: str, width: int, height: int, parts: list[str]) -> str:
-    size = f'width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
-    head = f'<svg xmlns="http://www.w3.org/2000/svg" {size} role="img" aria-label="{escape(label)}">'
-    return f"{head}<title>{escape(label)}</title>\n" + "\n".join(parts) + "\n</svg>"
-
-
-def _y_axis(lo: float, hi: float, left: int, right: int, top: int, bottom: int):
-    """A value axis with five gridlines; returns the value-to-pixel scale and the SVG parts."""
-    hi = hi if hi > lo else lo + 1.0
-    y = _scale(lo, hi, bottom, top)
-    parts = [f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#555" />']
-    for v in (lo + (hi - lo) * i / 4 for i in range(5)):
-        parts.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{right}" y2="{y(v):.1f}" stroke="#e3e6ea" />')
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
-    return y, parts
-
-
-def _legend(colours: dict[str, str], x: int, top: int) -> list[str]:
-    parts = []
-    for i, (name, colour) in enumerate(colours.items()):
-        parts.append(f'<rect x="{x}" y="{top + 18 * i}" width="12" height="12" fill="{colour}" />')
-        parts.append(f'<text x="{x + 18}" y="{top + 18 * i + 10}">{escape(name)}</text>')
-    return parts
+    listing = table(["Set", "Source", "Dataset", "Samples", "Digest", "Manifest digest"], rows)
+    return f"<p>{escape(str(data_read.get('statement', '')))}</p>\n{claim}\n{shown}\n{listing}"
 
 
 def _loss_chart(history: list[dict]) -> str:
@@ -182,8 +109,8 @@ def _loss_chart(history: list[dict]) -> str:
     values = [v for points in series.values() for _, v in points]
     left, right, top, bottom = 56, 520, 12, 240
     first, last = min(steps), max(max(steps), min(steps) + 1)
-    x = _scale(first, last, left, right)
-    y, parts = _y_axis(min(0.0, min(values)), max(values), left, right, top, bottom)
+    x = scale(first, last, left, right)
+    y, parts = y_axis(min(0.0, min(values)), max(values), left, right, top, bottom)
     parts.append(f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#555" />')
     for s in sorted({round(first + (last - first) * i / 4) for i in range(5)}):
         parts.append(f'<text x="{x(s):.1f}" y="{bottom + 16}" text-anchor="middle">{s}</text>')
@@ -191,8 +118,8 @@ def _loss_chart(history: list[dict]) -> str:
     for name, points in series.items():
         coords = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points)
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{LOSS_SERIES[name]}" stroke-width="2" />')
-    parts += _legend({name: LOSS_SERIES[name] for name in series}, right + 16, top)
-    return _svg("Training loss per step", 640, 280, parts)
+    parts += legend({name: LOSS_SERIES[name] for name in series}, right + 16, top)
+    return svg("Training loss per step", 640, 280, parts)
 
 
 def _sets(metrics: dict) -> list[str]:
@@ -216,7 +143,7 @@ def _bar_chart(metrics: dict, key: str, label: str) -> str:
         return ""
     left, top, bottom, width = 56, 12, 200, 64
     right = left + width * len(groups)
-    y, parts = _y_axis(min(0.0, min(values)), max(0.0, max(values)), left, right, top, bottom)
+    y, parts = y_axis(min(0.0, min(values)), max(0.0, max(values)), left, right, top, bottom)
     for g, (name, task, pair) in enumerate(groups):
         middle = left + g * width + width // 2
         for b, (value, colour) in enumerate(zip(pair, BARS.values())):
@@ -226,8 +153,8 @@ def _bar_chart(metrics: dict, key: str, label: str) -> str:
                 parts.append(f'<rect x="{x0}" y="{y0:.1f}" width="20" height="{y1 - y0:.1f}" fill="{colour}" />')
         parts.append(f'<text x="{middle}" y="{bottom + 14}" text-anchor="middle">{escape(name)}</text>')
         parts.append(f'<text x="{middle}" y="{bottom + 27}" text-anchor="middle">{escape(task)}</text>')
-    parts += _legend(BARS, right + 16, top)
-    return f"<h3>{escape(label)}</h3>\n" + _svg(label, right + 90, bottom + 36, parts)
+    parts += legend(BARS, right + 16, top)
+    return f"<h3>{escape(label)}</h3>\n" + svg(label, right + 90, bottom + 36, parts)
 
 
 def _metrics(metrics: dict) -> str:
@@ -239,26 +166,10 @@ def _metrics(metrics: dict) -> str:
         for task in _tasks(metrics[name]):
             for key in METRICS:
                 b, a = (before.get(task) or {}).get(key), (after.get(task) or {}).get(key)
-                delta = _num(a - b, signed=True) if a is not None and b is not None else None
+                delta = num(a - b, signed=True) if a is not None and b is not None else None
                 rows.append([name, task, key, b, a, delta])
     charts = _bar_chart(metrics, "cosine", "Feature cosine similarity") + _bar_chart(metrics, "psnr", "PSNR (dB)")
-    return _table(["Set", "Task", "Metric", "Before", "After", "Δ"], rows) + "\n" + charts
-
-
-def _gate(gate: dict | None) -> str:
-    if not gate:
-        return "<p>The publish gate was not evaluated.</p>"
-    checks = gate.get("checks") or []
-    rows = [
-        [c.get("name"), c.get("description"), c.get("value"), c.get("threshold"),
-         _badge(bool(c.get("passed")), "PASS" if c.get("passed") else "FAIL"), c.get("margin")]
-        for c in checks
-    ]
-    failing = [escape(str(c.get("name"))) for c in checks if not c.get("passed")]
-    verdict = _badge(bool(gate.get("passed")), "PASSED" if gate.get("passed") else "FAILED")
-    summary = f"<p>Verdict: {verdict}" + (f" Failed checks: {', '.join(failing)}</p>" if failing else "</p>")
-    failed = [not c.get("passed") for c in checks]
-    return summary + "\n" + _table(["Check", "Description", "Value", "Threshold", "Result", "Margin"], rows, failed)
+    return table(["Set", "Task", "Metric", "Before", "After", "Δ"], rows) + "\n" + charts
 
 
 def _retain_figures(figures: list[dict]) -> list[tuple[dict, str]]:
@@ -290,17 +201,17 @@ def _figures(figures: list[tuple[dict, str]]) -> str:
 
 def _signature(document: dict) -> str:
     signature = document.get("signature") or {}
-    facts = _facts([
+    shown = facts([
         ("Algorithm", signature.get("algorithm")),
-        ("Key id", _code(signature.get("key_id"))),
-        ("Signature", _code(signature.get("value"))),
-        ("Body digest (sha256 of canonical JSON)", _code(document.get("digest"))),
+        ("Key id", code(signature.get("key_id"))),
+        ("Signature", code(signature.get("value"))),
+        ("Body digest (sha256 of canonical JSON)", code(document.get("digest"))),
     ])
     note = (
         "<p>To verify offline, save the JSON report and the service's public key, then run "
         f"<code>{escape(VERIFY_COMMAND)}</code>. This page is a rendering; the signed JSON is the record.</p>"
     )
-    return facts + "\n" + note
+    return shown + "\n" + note
 
 
 def render_html(document: dict[str, Any]) -> str:
@@ -308,13 +219,14 @@ def render_html(document: dict[str, Any]) -> str:
     figures = _retain_figures(body.get("figures") or [])
     sections = [
         _header(body),
-        _section("Requests and samples", _requests(body.get("requests") or [])),
-        _section("Data read", _data_read(body.get("data_read") or {})),
-        _section("Training loss", _loss_chart(body.get("loss_history") or [])),
-        _section("Metrics before and after", _metrics(body.get("metrics") or {})),
-        _section("Publish gate", _gate(body.get("gate"))),
-        _section("Retain-side outputs", _figures(figures)),
-        _section("Signature", _signature(document)),
+        section("Requests and samples", _requests(body.get("requests") or [])),
+        section("Data read", _data_read(body.get("data_read") or {})),
+        section("Training loss", _loss_chart(body.get("loss_history") or [])),
+        section("Metrics before and after", _metrics(body.get("metrics") or {})),
+        section("Publish gate", gate_html(body.get("gate"))),
+        section("Membership inference and class evidence", verification_html(body.get("verification"))),
+        section("Retain-side outputs", _figures(figures)),
+        section("Signature", _signature(document)),
     ]
     title = escape(f"Oblivio audit report: job {(body.get('job') or {}).get('id', '?')}")
     head = f'<head>\n<meta charset="utf-8">\n<title>{title}</title>\n<style>{CSS}</style>\n</head>'

@@ -19,7 +19,8 @@ DEFAULTS = {"lr": 1e-3, "alpha": 0.25, "batch_size": 8, "steps": 600, "seed": 0}
 # A randomly initialised tiny model has no quality to protect: only the forget-side drop is gated here.
 # The measured defaults are checked on the demo model in tests/unlearn; an impossible threshold below.
 TINY_GATE = {"retain_max_psnr_drop": None, "retain_max_cosine_drop": None, "forget_min_cosine_drop": None,
-             "forget_min_psnr_drop": 0.0, "forget_max_cosine_over_reference": None}
+             "forget_min_psnr_drop": 0.0, "forget_max_cosine_over_reference": None, "mia_max_auc_above_chance": None,
+             "mia_max_auc_below_chance": None, "class_max_recognition_over_reference": None}
 
 
 @pytest.fixture(params=["postgres", "embedded"])
@@ -119,6 +120,13 @@ def test_request_to_new_version(stack):
     assert document["body"]["outcome"] == "published"
     assert document["body"]["checkpoints"]["new"] == {"version": 2, "digest": digest}
     assert document["body"]["data_read"]["retained_training_samples_read"] == 0
+    gate, verification = document["body"]["gate"], document["body"]["verification"]
+    assert gate["verdict"] == "passed_with_unevaluated_checks" and "mia_max_auc_above_chance" in gate["unevaluated_checks"]
+    mia = verification["membership"]  # computed and reported even where the gate does not use it
+    assert {"raw", "calibrated_difference", "calibrated_ratio"} <= set(mia) and 0 <= mia["raw"]["after"]["auc"] <= 1
+    assert set(mia["verdict"]) >= {"forgotten", "not_over_forgotten"}
+    attempt = verification["attempts"][0]  # the forget-side check holds at the first probe: the run stops there
+    assert attempt["budget"] == 600 and attempt["steps"] == attempt["steps_to_verdict"] < 600
     assert {s["sample_key"] for r in document["body"]["requests"] for s in r["samples"]} >= {"tr-square-000"}
     public_key = load_public_pem(auditor.get("/signing-key").text)
     assert verify_signed(document, public_key) == (True, "signature valid")
@@ -162,7 +170,9 @@ def test_a_chosen_method_runs_and_is_recorded(tmp_path):
         old, _ = checkpoint_from_bytes(base)
         old_sd, new_sd = old.state_dict(), new.state_dict()
         assert not torch.equal(old_sd["decoder_pred.weight"], new_sd["decoder_pred.weight"])  # whole generator
-        job = auditor.get(f"/unlearn-requests/{final['id']}/report").json()["body"]["job"]
-        assert job["method"] == "max_loss" and job["config"]["params"] == {"forget_bound": 0.5}
+        body = auditor.get(f"/unlearn-requests/{final['id']}/report").json()["body"]
+        assert body["job"]["method"] == "max_loss" and body["job"]["config"]["params"] == {"forget_bound": 0.5}
+        assert body["gate"]["verdict"] == "not_evaluated"  # every threshold null: published, but never "passed"
+        assert {c["status"] for c in body["gate"]["checks"]} <= {"disabled", "not_applicable"}
     finally:
         stack.stop()

@@ -21,17 +21,22 @@ def test_gate_failure_publishes_nothing_and_says_which_threshold(tmp_path):
     try:
         register_demo_data(stack, gate={**TINY_GATE, "forget_min_psnr_drop": 1000.0})
         officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
-        created = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]}).json()
+        body = {"model": "tiny", "samples": ["tr-stripe-001"], "config": {"steps": 60}}
+        created = officer.post("/unlearn-requests", json=body).json()
         final, _ = follow(auditor, created["id"])
         assert final["status"] == "failed" and final["reason"] == "gate_failed"
-        assert "forget_min_psnr_drop" in final["reason_detail"]
+        assert "forget_min_psnr_drop" in final["reason_detail"] and "What can be changed" in final["reason_detail"]
+        assert "steps" in final["reason_detail"] and "gate_thresholds" in final["reason_detail"]
         versions = auditor.get("/models/tiny/versions").json()
         assert [(v["version"], v["status"], v["is_current"]) for v in versions] == [(1, "published", True)]
         body = auditor.get(f"/unlearn-requests/{created['id']}/report").json()["body"]
         assert body["outcome"] == "gate_failed" and body["checkpoints"]["new"] is None
-        failed = [c for c in body["gate"]["checks"] if not c["passed"]]
-        assert [c["name"] for c in failed] == ["forget_min_psnr_drop"]
+        failed = [c for c in body["gate"]["checks"] if c["status"] == "failed"]
+        assert [c["name"] for c in failed] == ["forget_min_psnr_drop"] and body["gate"]["verdict"] == "failed"
         assert failed[0]["margin"] < 0 and failed[0]["threshold"] == 1000.0
+        attempts = body["verification"]["attempts"]  # a forget-side failure is retried once with twice the budget
+        assert [(a["budget"], a["verdict"]) for a in attempts] == [(60, "failed"), (120, "failed")]
+        assert body["job"]["config"]["steps"] == 120 and body["error"] == final["reason_detail"]
         again = officer.post("/unlearn-requests", json={"model": "tiny", "samples": ["tr-stripe-001"]})
         assert again.status_code == 201, "a failed request erased nothing, so the sample can be requested again"
     finally:

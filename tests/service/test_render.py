@@ -48,6 +48,28 @@ def make_samples(count: int) -> list[dict]:
     return [{"sample_key": f"tr/{i:04d}.png", "class_label": "trouser", "sha256": f"{i:064x}"} for i in range(count)]
 
 
+def make_verification() -> dict:
+    def attack(auc: float, tpr: float) -> dict:
+        return {"auc": auc, "tpr_at_1pct_fpr": tpr, "roc": [[0.0, 0.0], [0.25, auc - 0.1], [1.0, 1.0]]}
+
+    return {
+        "membership": {
+            "n_forget": 8, "n_never_seen": 192, "null_std": 0.105,
+            "raw": {"before": attack(0.8125, 0.25), "after": attack(0.4375, 0.0)},
+            "calibrated_difference": {"before": attack(0.5, 0.0), "after": attack(0.1875, 0.0)},
+            "calibrated_ratio": {"before": attack(0.5, 0.0), "after": attack(0.2031, 0.0)},
+            "verdict": {"auc": 0.4375, "delta_above": 0.2098, "delta_below": 0.2098, "forgotten": True,
+                        "not_over_forgotten": True},
+        },
+        "class_evidence": {"n": 48, "before": {"random": 0.875, "box_50": 0.9}, "after": {"random": 0.3125, "box_50": 0.66},
+                           "visible_only": {"random": 0.1771, "box_50": 0.6458}, "excess_over_reference": 0.1354},
+        "probe": {"images": {"forget": 8, "retain": 64, "reference": 64},
+                  "disjoint_from_final": {"forget": False, "retain": True, "reference": True}},
+        "attempts": [{"budget": 600, "steps": 250, "stopped_early": True, "probe_every": 50, "steps_to_verdict": 250,
+                      "probes": [], "verdict": "passed", "failed_checks": []}],
+    }  # fmt: skip
+
+
 def make_report(**body_changes) -> dict:
     body = {
         "schema": "oblivio.report/1",
@@ -97,15 +119,18 @@ def make_report(**body_changes) -> dict:
             "reference": {"before": make_scores(12.3, 0.55), "after": make_scores(12.2, 0.54)},
         },
         "gate": {
-            "passed": True,
+            "verdict": "passed",
+            "publishable": True,
+            "unevaluated_checks": [],
             "thresholds": {"retain_max_psnr_drop": 1.0, "forget_min_cosine_drop": 0.1},
             "checks": [
-                {"name": "retain_max_psnr_drop", "value": 0.2, "threshold": 1.0, "passed": True, "margin": 0.8,
-                 "description": "retain PSNR may drop by at most the threshold"},
-                {"name": "forget_min_cosine_drop", "value": 0.41, "threshold": 0.1, "passed": True, "margin": 0.31,
-                 "description": "forget cosine must fall by at least the threshold"},
+                {"name": "retain_max_psnr_drop", "value": 0.2, "threshold": 1.0, "status": "passed", "margin": 0.8,
+                 "description": "retain PSNR may drop by at most the threshold", "reason": None},
+                {"name": "forget_min_cosine_drop", "value": 0.41, "threshold": 0.1, "status": "passed", "margin": 0.31,
+                 "description": "forget cosine must fall by at least the threshold", "reason": None},
             ],
         },
+        "verification": make_verification(),
         "loss_history": [{"step": s, "loss": 1.0 / s, "retain": 0.1, "forget": 2.0 - s / 10} for s in range(1, 11)],
         "figures": [make_figure(40), make_figure(200)],
         "timings": {"load_s": 1.2, "unlearn_s": 30.5, "evaluate_s": 4.0, "total_s": 36.0},
@@ -158,7 +183,7 @@ def test_page_shows_every_section_and_the_numbers():
     html = render_html(document)
 
     for heading in ["Requests and samples", "Data read", "Training loss", "Metrics before and after",
-                    "Publish gate", "Retain-side outputs", "Signature"]:
+                    "Publish gate", "Membership inference and class evidence", "Retain-side outputs", "Signature"]:
         assert f"<h2>{heading}</h2>" in html
     for fact in ["5b0e6a8e-0000-4000-8000-000000000001", "fmnist-mae", "encoder_l2", "retain_free", "PASSED",
                  "v1 → v2", "b" * 64, "c" * 64, "0.1.0", "gpu-host-7", "cuda:0", "2026-11-25T12:00:00+00:00",
@@ -181,8 +206,9 @@ def test_charts_draw_three_loss_lines_and_before_after_bars():
     html = render_html(make_report())
     svgs = re.findall(r"<svg.*?</svg>", html, re.S)
 
-    assert len(svgs) == 3
-    loss, cosine, psnr = svgs
+    assert len(svgs) == 4
+    loss, cosine, psnr, roc = svgs
+    assert roc.count("<polyline") == 3 and "ROC curve" in roc
     assert loss.count("<polyline") == 3
     assert all(name in loss for name in ["loss", "retain", "forget"])
     bars = 3 * 3 * 2  # sets x tasks x (before, after)
@@ -230,13 +256,14 @@ def test_embedded_images_are_exactly_the_retain_figures():
 def test_a_gate_failure_renders_failed_and_marks_the_failing_check():
     document = make_report(outcome="gate_failed", checkpoints={"base": {"version": 1, "digest": "b" * 64}, "new": None})
     gate = document["body"]["gate"]
-    gate["passed"] = False
-    gate["checks"][1] |= {"value": 0.02, "passed": False, "margin": -0.08}
+    gate["verdict"], gate["publishable"] = "failed", False
+    gate["checks"][1] |= {"value": 0.02, "status": "failed", "margin": -0.08}
+    document["body"]["verification"]["attempts"][0] |= {"verdict": "failed", "failed_checks": ["forget_min_cosine_drop"]}
     html = render_html(document)
 
     assert "FAILED" in html and "PASSED" not in html
     assert "v1 → not published" in html
-    assert "Failed checks: forget_min_cosine_drop" in html
+    assert "Failed checks: forget_min_cosine_drop." in html
     failing = row_of(html, "<td>forget_min_cosine_drop</td>")
     assert 'class="failed"' in failing and "FAIL" in failing and "-0.08" in failing
     assert 'class="failed"' not in row_of(html, "<td>retain_max_psnr_drop</td>")
@@ -292,3 +319,42 @@ def test_the_full_page_is_well_formed_and_self_contained():
     assert_well_formed(html)
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"<script|<link|\bhttps?://(?!www\.w3\.org/2000/svg)", html)
+
+
+def test_membership_verdict_roc_class_evidence_and_attempts_are_shown():
+    html = render_html(make_report())
+    for fact in ["Membership inference", "0.8125", "0.4375", "0.1875", "TPR at 1 % FPR", "0.2098", "Class evidence",
+                 "0.3125", "0.1771", "0.1354", "Attempts", "Steps to verdict"]:
+        assert fact in html
+    assert "YES" in row_of(html, "Forgotten (AUC") and "YES" in row_of(html, "Not over-forgotten")
+    assert '<td class="num">250</td>' in row_of(html, '<td class="num">600</td>')
+    assert_well_formed(html)
+
+
+def test_an_over_forgotten_run_and_unevaluated_checks_say_so():
+    document = make_report()
+    body = document["body"]
+    body["verification"]["membership"]["verdict"]["not_over_forgotten"] = False
+    body["gate"]["verdict"] = "passed_with_unevaluated_checks"
+    body["gate"]["checks"].append({"name": "class_max_recognition_over_reference", "value": None, "threshold": 0.2,
+                                   "status": "not_evaluated", "margin": None, "description": "d",
+                                   "reason": "the model has no feature network with class names"})  # fmt: skip
+    html = render_html(document)
+    assert "NO: conspicuously worse than never-seen" in html
+    assert "PASSED WITH UNEVALUATED CHECKS" in html and "Not evaluated: class_max_recognition_over_reference." in html
+    assert "NOT EVALUATED" in row_of(html, "<td>class_max_recognition_over_reference</td>")
+    assert "the model has no feature network with class names" in html
+    assert_well_formed(html)
+
+
+def test_a_report_from_before_check_statuses_still_renders():
+    document = make_report(verification=None)
+    gate = document["body"]["gate"]
+    del gate["verdict"]
+    gate["passed"] = True
+    for check in gate["checks"]:
+        del check["status"]
+        check["passed"] = True
+    html = render_html(document)
+    assert "PASS" in row_of(html, "<td>retain_max_psnr_drop</td>")
+    assert "No membership inference was run for this job." in html

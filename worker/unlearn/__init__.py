@@ -14,7 +14,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import EncoderL2Config
-from .loop import NonFiniteLoss, StepInfo, UnlearnResult, run_unlearning
+from .loop import NonFiniteLoss, StepInfo, StopCheck, UnlearnResult, run_unlearning
 
 __all__ = [
     "Adapter",
@@ -24,6 +24,7 @@ __all__ = [
     "MAEConfig",
     "NonFiniteLoss",
     "StepInfo",
+    "StopCheck",
     "UnlearnResult",
     "checkpoint_from_bytes",
     "checkpoint_to_bytes",

@@ -48,11 +48,42 @@ class StepInfo:
 
 @dataclass
 class UnlearnResult:
+    """``steps`` run out of ``budget`` planned; ``stopped_early``: a :class:`StopCheck` ended the run."""
+
     adapter: Adapter
     history: list[StepInfo] = field(repr=False)
     steps: int
     seconds: float
     config: EncoderL2Config
+    budget: int
+    stopped_early: bool
+
+
+@dataclass(frozen=True)
+class StopCheck:
+    """Every ``every`` steps (never after the last), ``done(student, step)`` may end the run.
+
+    ``done`` gets the student in eval mode (back in train mode afterwards) and must only run forward
+    passes; it returns True when the run has reached its goal (stop when done, ALGORITHM.md §5).
+    """
+
+    every: int
+    done: Callable[[Adapter, int], bool]
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"StopCheck.every must be >= 1, got {self.every}")
+
+
+def should_stop(check: StopCheck | None, student: Adapter, step: int, total: int) -> bool:
+    """Ask ``check`` at every ``check.every``-th step before ``total``; the student's mode is restored."""
+    if check is None or step % check.every or step >= total:
+        return False
+    student.model.eval()
+    try:
+        return bool(check.done(student, step))
+    finally:
+        student.model.train()
 
 
 def cycled_indices(n: int, count: int, generator: torch.Generator) -> Tensor:
@@ -69,6 +100,7 @@ def run_unlearning(
     on_step: Callable[[StepInfo], None] | None = None,
     *,
     targets: Targets | None = None,
+    stop: StopCheck | None = None,
 ) -> UnlearnResult:
     """Unlearn ``forget`` from ``adapter``'s encoder while keeping it unchanged on ``retain``.
 
@@ -77,7 +109,7 @@ def run_unlearning(
     base. Raises NonFiniteLoss on a NaN/inf loss or weight, ValueError on malformed inputs.
     ``targets``: teacher targets over a fixed bank for exactly the rows of ``retain`` (cached or
     live, see teacher_cache.py); without it masks and noise are drawn fresh and the teacher runs
-    every step.
+    every step. ``stop``: asked every ``stop.every`` steps whether the run is done (it may end early).
     """
     _check_images("forget", forget, adapter.image_shape)
     _check_images("retain", retain, adapter.image_shape)
@@ -132,7 +164,9 @@ def run_unlearning(
         terms["loss"].backward()
         clip_and_step(optimizer, params, config)
         record_step(history, on_step, StepInfo(step=step + 1, total=total, losses=losses))
-    return finish_run(student, params, history, started, config)
+        if should_stop(stop, student, step + 1, total):
+            break
+    return finish_run(student, params, history, started, config, total)
 
 
 def finite_losses(terms: dict[str, Tensor], step: int, total: int) -> dict[str, float]:
@@ -156,13 +190,14 @@ def record_step(history: list[StepInfo], on_step: Callable[[StepInfo], None] | N
 
 
 def finish_run(student: Adapter, params: list[Tensor], history: list[StepInfo], started: float,
-               config: EncoderL2Config) -> UnlearnResult:
+               config: EncoderL2Config, budget: int) -> UnlearnResult:
     """Check the trained weights, put the student in eval mode and wrap up the run."""
     if not all(bool(torch.isfinite(p).all()) for p in params):
         raise NonFiniteLoss(f"non-finite trained weights after {len(history)} steps")
     student.model.eval()
     seconds = time.perf_counter() - started
-    return UnlearnResult(adapter=student, history=history, steps=len(history), seconds=seconds, config=config)
+    return UnlearnResult(adapter=student, history=history, steps=len(history), seconds=seconds, config=config,
+                         budget=budget, stopped_early=len(history) < budget)
 
 
 def _check_images(name: str, x: Tensor, shape: tuple[int, int, int]) -> None:

@@ -22,6 +22,7 @@ from ..adapters.base import Adapter
 from ..config import EncoderL2Config
 from ..loop import (
     StepInfo,
+    StopCheck,
     UnlearnResult,
     _check_images,
     clip_and_step,
@@ -29,6 +30,7 @@ from ..loop import (
     finish_run,
     finite_losses,
     record_step,
+    should_stop,
 )
 from ..losses import noise_images
 from .registry import register_method
@@ -128,12 +130,14 @@ def run_objective(
     trains: Literal["encoder", "generator"],
     needs_teacher: bool,
     backward: Backward = _backward_sum,
+    stop: StopCheck | None = None,
 ) -> UnlearnResult:
     """Minimise ``objective`` over ``trains`` for ``config.steps`` steps; ``adapter`` is not modified.
 
     forget: (N_f, C, H, W), retain: (N_r, C, H, W), floats in [0, 1]. ``backward`` turns the terms
     into ``.grad`` on ``ctx.params`` (default: backprop ``terms["loss"]``) and may return extra
-    numbers to log. Raises NonFiniteLoss on a NaN/inf loss or weight.
+    numbers to log. ``stop`` may end the run early (see :class:`StopCheck`). Raises NonFiniteLoss on a
+    NaN/inf loss or weight.
     """
     _check_images("forget", forget, adapter.image_shape)
     _check_images("retain", retain, adapter.image_shape)
@@ -173,7 +177,9 @@ def run_objective(
         losses.update(backward(ctx, terms))
         clip_and_step(optimizer, params, config)
         record_step(history, on_step, StepInfo(step=step + 1, total=total, losses=losses))
-    return finish_run(student, params, history, started, config)
+        if should_stop(stop, student, step + 1, total):
+            break
+    return finish_run(student, params, history, started, config, total)
 
 
 def register_objective(
@@ -188,9 +194,9 @@ def register_objective(
     """Decorator: register method ``name`` whose objective ``make(params)`` runs in :func:`run_objective`."""
 
     def decorate(make: Callable[[object], Objective]) -> Callable[[object], Objective]:
-        def run(adapter, forget, retain, config, params, on_step) -> UnlearnResult:
+        def run(adapter, forget, retain, config, params, on_step, stop) -> UnlearnResult:
             return run_objective(adapter, forget, retain, config, on_step, objective=make(params), trains=trains,
-                                 needs_teacher=needs_teacher, backward=backward)  # fmt: skip
+                                 needs_teacher=needs_teacher, backward=backward, stop=stop)  # fmt: skip
 
         register_method(name, trains=trains, params_class=params_class, summary=summary)(run)
         return make

@@ -10,5 +10,5 @@ from .registry import NoParams, register_method
     "encoder_l2", trains="encoder", params_class=NoParams,
     summary="encoder latents of forget inputs pulled to the teacher's latents of noise; retain latents kept",
 )  # fmt: skip
-def encoder_l2(adapter, forget, retain, config, params: NoParams, on_step):
-    return run_unlearning(adapter, forget, retain, config, on_step)
+def encoder_l2(adapter, forget, retain, config, params: NoParams, on_step, stop):
+    return run_unlearning(adapter, forget, retain, config, on_step, stop=stop)

@@ -1,6 +1,6 @@
 """Registry of unlearning methods and the one dispatcher every caller goes through.
 
-A method is a function ``run(adapter, forget, retain, config, params, on_step) -> UnlearnResult``
+A method is a function ``run(adapter, forget, retain, config, params, on_step, stop) -> UnlearnResult``
 registered under a name, with the frozen dataclass of its own parameters and what it trains
 ("encoder": the decoder stays bit-identical; "generator": the whole model). The shared
 hyper-parameters (lr, alpha, steps, batch size, seed …) are :class:`EncoderL2Config` for all of
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..config import EncoderL2Config
-from ..loop import StepInfo, UnlearnResult
+from ..loop import StepInfo, StopCheck, UnlearnResult
 
 PARAMS_KEY = "params"  # the key of a job config that holds the method's own parameters
 
@@ -102,6 +102,7 @@ def run_method(
     on_step: Callable[[StepInfo], None] | None = None,
     *,
     params: Any = None,
+    stop: StopCheck | None = None,
 ) -> UnlearnResult:
     """Run unlearning method ``name``; ``params``: its dataclass, a mapping, or None (defaults).
 
@@ -110,7 +111,7 @@ def run_method(
     spec = get_method(name)
     if not isinstance(params, spec.params_class):
         params = make_params(name, params)
-    return spec.run(adapter, forget, retain, config, params, on_step)
+    return spec.run(adapter, forget, retain, config, params, on_step, stop)
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
