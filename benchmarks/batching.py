@@ -70,7 +70,7 @@ def setup(tmp: Path, per_class: int) -> tuple[Settings, TestClient, dict[Role, s
                     headers=admin).raise_for_status()  # fmt: skip
     with make_sessionmaker(make_engine(settings)).begin() as session:  # no worker process here: validate in-process
         version_id = session.scalar(select(ModelVersion.id).join(Model).where(Model.name == "bench"))
-    if validate_version(WorkerContext.from_settings(settings), version_id) != "published":
+    if validate_version(WorkerContext.from_settings(settings, producer=make_producer(settings)), version_id) != "published":
         raise RuntimeError("the demo checkpoint was not validated")
     train_keys = [r.sample_key for r in read_manifest(manifests["train"])]
     return settings, client, keys, train_keys

@@ -45,7 +45,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
     def validate_version_task(version_id: int) -> str:
         if not context:
-            context.append(WorkerContext.from_settings(settings))
+            context.append(WorkerContext.from_settings(settings, producer=app))
         return validate_version(context[0], version_id)
 
 
