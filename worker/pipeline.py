@@ -122,7 +122,7 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     on_step = _progress_reporter(ctx, inputs.job_id, lease)
     targets = job_targets(ctx.store, inputs, base, reads) if inputs.method == "encoder_l2" else None
     if targets is not None:  # encoder-L2 on the version's cached teacher targets
-        result = run_unlearning(base, forget, retain, config, on_step, targets=targets)
+        result = run_unlearning(base, forget, retain, config, on_step, targets=targets, retain_is_proxy=True)
     else:
         result = run_method(inputs.method, base, forget, retain, config, on_step, params=params)
     unlearned = time.perf_counter()

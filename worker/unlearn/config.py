@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 T = TypeVar("T")
 
 OPTIMIZERS = ("adam", "adamw")
+FORGET_TARGETS = ("noise", "substitute", "mixture")
 
 
 def dataclass_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
@@ -48,6 +49,9 @@ class EncoderL2Config:
     grad_clip: float | None = None
     seed: int = 0
     max_steps: int | None = None
+    forget_target: Literal["noise", "substitute", "mixture"] = "noise"
+    noise_share: float = 0.5
+    substitutes: int = 4
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,6 +77,12 @@ class EncoderL2Config:
             problems.append(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.max_steps is not None and not (_is_int(self.max_steps) and self.max_steps >= 1):
             problems.append(f"max_steps must be None or an integer >= 1, got {self.max_steps!r}")
+        if self.forget_target not in FORGET_TARGETS:
+            problems.append(f"forget_target must be one of {list(FORGET_TARGETS)}, got {self.forget_target!r}")
+        if not (isinstance(self.noise_share, (int, float)) and 0 <= self.noise_share <= 1):
+            problems.append(f"noise_share must be a number in [0, 1], got {self.noise_share!r}")
+        if not (_is_int(self.substitutes) and self.substitutes >= 1):
+            problems.append(f"substitutes must be an integer >= 1, got {self.substitutes!r}")
         if problems:
             raise ValueError("invalid EncoderL2Config: " + "; ".join(problems))
 
