@@ -38,27 +38,27 @@ JUDGE_SEED = 7  # not the feature net's 0
 
 class Judge(nn.Module):
     """An evaluation classifier unlike the demo's FeatureNet (3 conv+BN+pool stages, 128-d head):
-    two 5x5 conv stages without normalisation, dropout, a 256-d hidden layer. Input (N, 1, 28, 28)
+    two 5x5 conv stages without normalisation, GELU, dropout, a 192-d hidden layer. Input (N, 1, 28, 28)
     in [0, 1]; output (N, classes) logits."""
 
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
-        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
-        self.fc1 = nn.Linear(64 * 7 * 7, 256)
-        self.fc2 = nn.Linear(256, classes)
+        self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
+        self.conv2 = nn.Conv2d(16, 32, 5, padding=2)
+        self.fc1 = nn.Linear(32 * 7 * 7, 192)
+        self.fc2 = nn.Linear(192, classes)
         self.drop = nn.Dropout(0.3)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.max_pool2d(F.gelu(self.conv1(x * 2 - 1)), 2)  # (N, 32, 14, 14)
-        x = F.max_pool2d(F.gelu(self.conv2(x)), 2)  # (N, 64, 7, 7)
+        x = F.max_pool2d(F.gelu(self.conv1(x * 2 - 1)), 2)  # (N, 16, 14, 14)
+        x = F.max_pool2d(F.gelu(self.conv2(x)), 2)  # (N, 32, 7, 7)
         return self.fc2(self.drop(F.gelu(self.fc1(x.flatten(1)))))
 
 
 def mae_recipe(data: Dataset) -> MAETrainConfig:
-    """The demo recipe with epochs scaled so the images seen match the demo's 4 x 60,000."""
-    epochs = max(1, round(DEMO_RECIPE.epochs * 60_000 / len(data.train_x)))
-    return MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "epochs": epochs, "seed": MAE_SEED})
+    """The demo recipe (seed 0) with the dataset's epoch count (``Dataset.mae_epochs``): the base and
+    the retrained model of a dataset always share it."""
+    return MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "epochs": data.mae_epochs, "seed": MAE_SEED})
 
 
 def train_reference_mae(data: Dataset, images: Tensor, path: Path, description: str) -> Adapter:
@@ -78,8 +78,9 @@ def train_reference_mae(data: Dataset, images: Tensor, path: Path, description: 
     return adapter
 
 
-def train_judge(data: Dataset, path: Path, epochs: int = 4, batch: int = 128) -> Judge:
-    """AdamW + cosine schedule on the whole training split, seeded; saved to ``path``."""
+def train_judge(data: Dataset, path: Path, images_seen: int = 120_000, batch: int = 128) -> Judge:
+    """AdamW + cosine schedule on the whole training split for about ``images_seen`` images, seeded."""
+    epochs = max(1, round(images_seen / len(data.train_x)))
     torch.manual_seed(JUDGE_SEED)
     net = Judge(len(data.class_names))
     gen = torch.Generator().manual_seed(JUDGE_SEED)

@@ -142,6 +142,13 @@ class UnlearnOverrides(Strict):
     grad_clip: float | None = Field(None, gt=0)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    forget_target: Literal["noise", "substitute", "mixture"] | None = Field(
+        None,
+        description="encoder-L2: what forget latents are pulled to: the teacher's latents of noise (the paper's), "
+        "of the nearest proxy images (retain-free mode only), or a per-row mixture of both.",
+    )
+    noise_share: float | None = Field(None, ge=0, le=1, description="mixture: share of forget rows with noise targets")
+    substitutes: int | None = Field(None, ge=1, le=64, description="nearest proxy images per forget image")
     params: dict[str, Any] | None = Field(
         None,
         description="Parameters of the request's `method`: max_loss takes forget_bound, gradient_surgery takes "
