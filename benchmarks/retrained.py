@@ -20,8 +20,9 @@ Every model fills the same masks (random 75 %, seeded; centre box of half the si
 - held-out retained-class images: ``retain_psnr`` (hidden region) and judge ``retain_accuracy``.
 
 Distance to retrained: |recognition − retrained's| and forget-side PSNR gap; retain side: deltas
-against the base. Writes benchmarks/results/retrained.json and retrained.md (rewritten after every
-variant, so a partial run keeps what it measured).
+against the base. Writes benchmarks/results/retrained.json and retrained.md. Unlearned models are
+cached next to the reference models (``--unlearn-only`` runs them without measuring, e.g. while a
+reference model still trains); delete ``var/reference/<dataset>/variants/`` to rerun them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from benchmarks.datasets import DATASETS, Dataset
 from benchmarks.reference_models import CACHE, Judge, load_or_train
 from benchmarks.retrained_report import render_markdown
 from worker.train_demo import DEMO_UNLEARN
-from worker.unlearn import run_unlearning
+from worker.unlearn import load_checkpoint, run_unlearning, save_checkpoint
 from worker.unlearn.metrics import psnr_in_region
 from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
 
@@ -118,38 +119,49 @@ def distances(row: dict, base: dict, retrained: dict) -> dict[str, dict[str, flo
     return d
 
 
-def run_dataset(data: Dataset, variants: list[str], body: dict) -> None:
-    base, retrained, judge = (load_or_train(data, m) for m in ("base", "retrained", "judge"))
-    sets = splits(data)
+def unlearned(data: Dataset, base, sets: dict[str, Tensor], name: str, cache: list) -> tuple:
+    """Variant ``name``'s unlearned model and run record, cached under var/reference/<dataset>/variants/."""
+    path = CACHE / data.name / "variants" / f"{name.replace(' ', '_')}.safetensors"
+    if path.is_file():
+        adapter, header = load_checkpoint(path)
+        return adapter, header["run"]
+    if not cache:
+        spec = BankSpec()
+        keys = [str(i) for i in range(len(sets["proxy"]))]
+        cache.append(build_cache(base, sets["proxy"], keys, spec, CacheKey.for_bank(data.name, "proxy", spec)))
+    target, alpha, steps, share = VARIANTS[name]
+    config = DEMO_UNLEARN.replace(forget_target=target, alpha=alpha, noise_share=share, epochs=10_000, max_steps=steps)
     started = time.perf_counter()
-    spec = BankSpec()
-    cache = build_cache(base, sets["proxy"], [str(i) for i in range(len(sets["proxy"]))], spec,
-                        CacheKey.for_bank(data.name, "proxy", spec))
-    result = body["datasets"][data.name] = {
+    run = run_unlearning(base, sets["forget"], sets["proxy"], config, targets=cache[0], retain_is_proxy=True)
+    record = {"config": run.config.to_dict(), "steps": run.steps, "train_s": round(time.perf_counter() - started, 1),
+              "final_losses": {k: round(v, 5) for k, v in run.history[-1].losses.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(run.adapter, path, {"run": record})
+    print(f"[{data.name}] {name}: {record}", flush=True)
+    return run.adapter, record
+
+
+def run_dataset(data: Dataset, variants: list[str], body: dict, *, unlearn_only: bool) -> None:
+    """Unlearn every variant (cached), then measure every model; ``unlearn_only`` stops before measuring."""
+    base = load_or_train(data, "base")
+    sets = splits(data)
+    cache: list = []
+    runs = {name: unlearned(data, base, sets, name, cache) for name in variants}
+    if unlearn_only:
+        return
+    retrained, judge = load_or_train(data, "retrained"), load_or_train(data, "judge")
+    rows = {"base": {"metrics": measure(base, judge, sets, data.forget_class)},
+            "retrained": {"metrics": measure(retrained, judge, sets, data.forget_class)}}
+    for name, (adapter, record) in runs.items():
+        rows[name] = {**record, "metrics": measure(adapter, judge, sets, data.forget_class)}
+    for row in rows.values():
+        row["distance"] = distances(row["metrics"], rows["base"]["metrics"], rows["retrained"]["metrics"])
+    body["datasets"][data.name] = {
         "source": data.source, "forget_class": data.class_names[data.forget_class],
         "counts": {k: len(v) for k, v in sets.items() if k != "eval_retain_labels"},
-        "reference_models": str(CACHE.relative_to(CACHE.parents[1]) / data.name),
-        "teacher_cache_s": round(time.perf_counter() - started, 1),
-        "rows": {"base": {"metrics": measure(base, judge, sets, data.forget_class)},
-                 "retrained": {"metrics": measure(retrained, judge, sets, data.forget_class)}},
+        "reference_models": f"var/reference/{data.name}", "mae_epochs": data.mae_epochs, "rows": rows,
     }
-    rows = result["rows"]
-    for name in ("base", "retrained"):
-        rows[name]["distance"] = distances(rows[name]["metrics"], rows["base"]["metrics"], rows["retrained"]["metrics"])
     write(body)
-    for name in variants:
-        target, alpha, steps, share = VARIANTS[name]
-        config = DEMO_UNLEARN.replace(forget_target=target, alpha=alpha, noise_share=share, epochs=10_000,
-                                      max_steps=steps)
-        started = time.perf_counter()
-        run = run_unlearning(base, sets["forget"], sets["proxy"], config, targets=cache, retain_is_proxy=True)
-        metrics = measure(run.adapter, judge, sets, data.forget_class)
-        rows[name] = {"config": run.config.to_dict(), "steps": run.steps, "train_s": round(time.perf_counter() - started, 1),
-                      "final_losses": {k: round(v, 5) for k, v in run.history[-1].losses.items()},
-                      "metrics": metrics,
-                      "distance": distances(metrics, rows["base"]["metrics"], rows["retrained"]["metrics"])}
-        print(f"[{data.name}] {name}: {rows[name]['train_s']} s, {metrics}", flush=True)
-        write(body)
 
 
 def write(body: dict) -> None:
@@ -163,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: both")
     parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--unlearn-only", action="store_true", help="run (and cache) the variants, measure nothing")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -172,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.retrained " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": device_info("cpu"), "python": platform.python_version(),
         "unlearn_base_config": DEMO_UNLEARN.to_dict(), "tasks": list(TASKS), "targets": TARGETS,
+        "judge": "benchmarks.reference_models.Judge (seed 7), trained on each dataset's training split",
         "datasets": {},
     }
     for name in args.dataset or ["fashion-mnist", "mnist-5k"]:
-        run_dataset(DATASETS[name](), args.variants or list(VARIANTS), body)
+        run_dataset(DATASETS[name](), args.variants or list(VARIANTS), body, unlearn_only=args.unlearn_only)
     body["wall_s"] = round(time.perf_counter() - started, 1)
-    write(body)
+    if not args.unlearn_only:
+        write(body)
     print(f"wrote {RESULTS / 'retrained.json'} and retrained.md in {body['wall_s']:.0f} s")
     return 0
 
