@@ -32,6 +32,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -54,6 +55,8 @@ VARIANTS = {
     "noise a1 600": ("noise", 1.0, 600, 0.5),
     "substitute a0.25 600": ("substitute", 0.25, 600, 0.5),
     "substitute a0.25 300": ("substitute", 0.25, 300, 0.5),
+    "substitute a0.25 150": ("substitute", 0.25, 150, 0.5),
+    "noise a0.25 150": ("noise", 0.25, 150, 0.5),
     "substitute a1 600": ("substitute", 1.0, 600, 0.5),
     "mixture 0.5 a0.25 600": ("mixture", 0.25, 600, 0.5),
     "mixture 0.5 a1 600": ("mixture", 1.0, 600, 0.5),
@@ -119,9 +122,13 @@ def distances(row: dict, base: dict, retrained: dict) -> dict[str, dict[str, flo
     return d
 
 
+def variant_path(data: Dataset, name: str) -> Path:
+    return CACHE / data.name / "variants" / f"{name.replace(' ', '_')}.safetensors"
+
+
 def unlearned(data: Dataset, base, sets: dict[str, Tensor], name: str, cache: list) -> tuple:
     """Variant ``name``'s unlearned model and run record, cached under var/reference/<dataset>/variants/."""
-    path = CACHE / data.name / "variants" / f"{name.replace(' ', '_')}.safetensors"
+    path = variant_path(data, name)
     if path.is_file():
         adapter, header = load_checkpoint(path)
         return adapter, header["run"]
@@ -141,10 +148,13 @@ def unlearned(data: Dataset, base, sets: dict[str, Tensor], name: str, cache: li
     return run.adapter, record
 
 
-def run_dataset(data: Dataset, variants: list[str], body: dict, *, unlearn_only: bool) -> None:
-    """Unlearn every variant (cached), then measure every model; ``unlearn_only`` stops before measuring."""
+def run_dataset(data: Dataset, variants: list[str], body: dict, *, unlearn_only: bool, measure_only: bool) -> None:
+    """Unlearn every variant (cached), then measure every model; ``unlearn_only`` stops before measuring,
+    ``measure_only`` measures the variants already cached and runs none."""
     base = load_or_train(data, "base")
     sets = splits(data)
+    if measure_only:
+        variants = [name for name in variants if variant_path(data, name).is_file()]
     cache: list = []
     runs = {name: unlearned(data, base, sets, name, cache) for name in variants}
     if unlearn_only:
@@ -176,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--unlearn-only", action="store_true", help="run (and cache) the variants, measure nothing")
+    parser.add_argument("--measure-only", action="store_true", help="measure the cached variants, run none")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -189,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": {},
     }
     for name in args.dataset or ["fashion-mnist", "mnist-5k"]:
-        run_dataset(DATASETS[name](), args.variants or list(VARIANTS), body, unlearn_only=args.unlearn_only)
+        run_dataset(DATASETS[name](), args.variants or list(VARIANTS), body, unlearn_only=args.unlearn_only,
+                    measure_only=args.measure_only)
     body["wall_s"] = round(time.perf_counter() - started, 1)
     if not args.unlearn_only:
         write(body)
