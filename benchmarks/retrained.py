@@ -60,6 +60,7 @@ VARIANTS = {
     "substitute a1 600": ("substitute", 1.0, 600, 0.5),
     "mixture 0.5 a0.25 600": ("mixture", 0.25, 600, 0.5),
     "mixture 0.5 a1 600": ("mixture", 1.0, 600, 0.5),
+    "mixture 0.25 a0.25 600": ("mixture", 0.25, 600, 0.25),
 }
 TARGETS = {"recognition_within": 0.05, "retain_psnr_within_db": 0.3, "retain_accuracy_within": 0.01}
 
