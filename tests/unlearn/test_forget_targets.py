@@ -15,7 +15,7 @@ STEPS, BATCH, HALF = 5, 8, 4
 
 
 def _config(**changes) -> EncoderL2Config:
-    return EncoderL2Config(lr=1e-3, batch_size=BATCH, max_steps=STEPS, seed=1, **changes)
+    return EncoderL2Config(lr=1e-3, batch_size=BATCH, max_steps=STEPS, seed=1, **{"forget_target": "noise", **changes})
 
 
 def _data():
@@ -115,6 +115,12 @@ def test_decoder_is_bit_identical_after_a_substitute_run(target: str) -> None:
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed and all(base.is_encoder_key(k) for k in changed)
     assert all(torch.equal(before[k], v) for k, v in snapshot(base).items())  # the base itself untouched
+
+
+def test_default_is_the_measured_mixture() -> None:
+    """benchmarks/retrained.py: a quarter noise rows, the rest nearest proxy images."""
+    c = EncoderL2Config()
+    assert (c.forget_target, c.noise_share, c.substitutes) == ("mixture", 0.25, 4)
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,10 @@ class EncoderL2Config:
     grad_clip: float | None = None
     seed: int = 0
     max_steps: int | None = None
-    forget_target: Literal["noise", "substitute", "mixture"] = "noise"
-    noise_share: float = 0.5
+    # Chosen against models retrained without the class (benchmarks/retrained.py, README): the
+    # closest to them under random masking that keeps the retain side within 0.3 dB and 1 %.
+    forget_target: Literal["noise", "substitute", "mixture"] = "mixture"
+    noise_share: float = 0.25
     substitutes: int = 4
 
     def __post_init__(self) -> None:
