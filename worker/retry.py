@@ -47,7 +47,7 @@ class Attempts:
         probe = Probe(self.probe, self.inputs.gate_overrides, every=probe_every(budget))
         if self.targets is not None:  # encoder-L2 on the version's cached teacher targets
             result = run_unlearning(self.base, self.forget, self.retain, config, self.on_step, targets=self.targets,
-                                    stop=probe.check())  # fmt: skip
+                                    retain_is_proxy=True, stop=probe.check())  # fmt: skip
         else:
             result = run_method(self.inputs.method, self.base, self.forget, self.retain, config, self.on_step,
                                 params=self.params, stop=probe.check())  # fmt: skip

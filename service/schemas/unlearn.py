@@ -60,6 +60,13 @@ class UnlearnSettings(Closed):
     weight_decay: float = Field(None, ge=0, le=1, description="Weight decay.")
     grad_clip: float | None = Field(None, gt=0, le=1e6, description="Gradient-norm clip; null: none.")
     seed: int = Field(None, ge=0, le=2**31 - 1, description="Seed of every random draw of the run.")
+    forget_target: Literal["noise", "substitute", "mixture"] = Field(
+        None,
+        description="encoder-L2: what forget latents are pulled to: the teacher's latents of noise (the paper's), of "
+        "the nearest proxy images (retain-free mode only), or a per-row mixture of both.",
+    )
+    noise_share: float = Field(None, ge=0, le=1, description="mixture: share of forget rows with noise targets.")
+    substitutes: int = Field(None, ge=1, le=64, description="Nearest proxy images per forget image.")
 
 
 class NoParams(Closed):

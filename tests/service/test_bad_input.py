@@ -36,6 +36,8 @@ def test_malformed_and_mistyped_bodies(api):
         b'{"model": "m", "samples": ["tr-cat-000"], "due_at": "yesterday"}': 422,
         b'{"model": "m", "samples": ["tr-cat-000"], "config": {"lr": "fast"}}': 422,
         b'{"model": "m", "samples": ["tr-cat-000"], "config": {"momentum": 0.9}}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "config": {"forget_target": "zeros"}}': 422,
+        b'{"model": "m", "samples": ["tr-cat-000"], "config": {"noise_share": 1.5}}': 422,
         b'\xff\xfe{"model": "m"}': 422,
     }
     for body, status in cases.items():

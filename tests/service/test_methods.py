@@ -66,3 +66,17 @@ def test_params_must_be_an_object(api):
     body = {"model": "m", "samples": ["tr-cat-000"], "method": "max_loss", "config": {"params": [1, 2]}}
     assert submit(api, body).status_code == 422
     assert submit(api, body, role=Role.officer).json()["error"] == "ValidationError"
+
+
+def test_forget_target_override_is_recorded_in_the_job_config(api):
+    """encoder-L2's forget target (noise reproduces the paper) travels to the job like any setting."""
+    body = {"model": "m", "samples": ["tr-cat-000"], "config": {"forget_target": "noise"}}
+    response = submit(api, body)
+    assert response.status_code == 201, response.text
+    job = api.session.get(Job, uuid.UUID(response.json()["job"]["id"]))
+    assert job.config["forget_target"] == "noise"
+    mixture = submit(api, {"model": "m", "samples": ["tr-cat-001"],
+                           "config": {"forget_target": "mixture", "noise_share": 0.4, "substitutes": 2}})  # fmt: skip
+    assert mixture.status_code == 201, mixture.text
+    assert {k: mixture.json()["config"][k] for k in ("forget_target", "noise_share", "substitutes")} == {
+        "forget_target": "mixture", "noise_share": 0.4, "substitutes": 2}

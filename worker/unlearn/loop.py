@@ -6,14 +6,16 @@ config, and returns a new adapter. Per step, with one seeded ``torch.Generator``
 random (sampling, masks, noise):
 
 1. take ``B/2`` retain rows and ``B/2`` forget rows (forget rows cycled: they are few);
-2. draw one random mask per row; a forget row's noise image gets that row's mask too;
-3. teacher targets (frozen clone, eval, no_grad): E0(T(x_r)) for retain rows, E0(T(n)) for
-   forget rows, nothing else (no teacher output the loss would discard);
+2. draw one random mask per row; a forget row's target input (a noise image, or a substitute
+   proxy image: ``config.forget_target``, substitutes.py) gets that row's mask too;
+3. teacher targets (frozen clone, eval, no_grad): E0(T(x_r)) for retain rows, E0(T(n)) (or
+   E0(T(s))) for forget rows, nothing else (no teacher output the loss would discard);
 4. student E(T(x)) on all rows in one pass, loss = retain + alpha * forget, step on encoder only.
 
 With ``targets`` (teacher_cache.py) the masks and noise come from a fixed bank instead: each retain
 row draws one of its image's ``K`` bank masks, each forget row the next entry of the noise bank
-(its mask and its teacher target), and step 3 becomes a lookup when the targets are cached. Then
+(its mask and its teacher target) or one bank draw of its substitute proxy row, and step 3
+becomes a lookup when the targets are cached. Then
 the step is the student's forward and backward and nothing else (the floor).
 """
 
@@ -30,6 +32,7 @@ from torch import Tensor
 from .adapters.base import Adapter
 from .config import EncoderL2Config
 from .losses import encoder_l2, noise_images
+from .substitutes import ForgetPlan, nearest_rows
 from .teacher_cache import Targets
 
 
@@ -101,6 +104,7 @@ def run_unlearning(
     *,
     targets: Targets | None = None,
     stop: StopCheck | None = None,
+    retain_is_proxy: bool = False,
 ) -> UnlearnResult:
     """Unlearn ``forget`` from ``adapter``'s encoder while keeping it unchanged on ``retain``.
 
@@ -110,6 +114,9 @@ def run_unlearning(
     ``targets``: teacher targets over a fixed bank for exactly the rows of ``retain`` (cached or
     live, see teacher_cache.py); without it masks and noise are drawn fresh and the teacher runs
     every step. ``stop``: asked every ``stop.every`` steps whether the run is done (it may end early).
+    every step. ``retain_is_proxy``: the retain rows are public proxy images (retain-free mode), so
+    substitute forget targets may be drawn from them; otherwise a substitute or mixture config runs
+    with noise targets and the result's config says so.
     """
     _check_images("forget", forget, adapter.image_shape)
     _check_images("retain", retain, adapter.image_shape)
@@ -133,9 +140,16 @@ def run_unlearning(
     if targets is None:
         teacher = adapter.clone()
         teacher.model.eval().requires_grad_(False)
+        noise_ids = torch.zeros(total * half, dtype=torch.long)  # fresh noise every step instead
     else:
         bank_draws = torch.randint(targets.draws_per_image, (total * half,), generator=gen)  # (steps * B/2,)
         noise_ids = cycled_indices(targets.noise_size, total * half, gen)  # each noise entry once per pass
+    if config.forget_target != "noise" and not retain_is_proxy:
+        config = config.replace(forget_target="noise")  # substitutes only ever come from proxy images
+    neighbours = None if config.forget_target == "noise" else nearest_rows(forget, retain, config.substitutes)
+    plan = ForgetPlan.draw(kind=config.forget_target, noise_share=config.noise_share, neighbours=neighbours,
+                           forget_ids=forget_ids, noise_ids=noise_ids,
+                           draws_per_image=targets.draws_per_image if targets is not None else 1, generator=gen)
     cfg = adapter.config
     mean, std = torch.tensor(cfg.pixel_mean), torch.tensor(cfg.pixel_std)  # (C,) fixed per model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -151,14 +165,14 @@ def run_unlearning(
                 noise = noise_images(half, mean, std, adapter.image_shape, gen).to(device)  # (B/2, C, H, W)
                 with torch.no_grad():
                     t_retain = teacher.encode(x_r, mask[:half])  # (B/2, L_vis + 1, D)
-                    t_noise = teacher.encode(noise, mask[half:])  # same masks as the forget rows
+                    t_forget = teacher.encode(plan.teacher_inputs(rows, retain, noise), mask[half:])  # same masks
             else:
                 m_r, t_retain = targets.retain(retain_ids[rows], bank_draws[rows])  # (B/2, L), (B/2, L_vis + 1, D)
-                m_f, t_noise = targets.noise(noise_ids[rows])  # the forget rows borrow the noise entries' masks
+                m_f, t_forget = plan.cached(targets, rows)  # the forget rows borrow their targets' masks
                 mask = torch.cat([m_r, m_f]).to(device)  # (B, L)
-                t_retain, t_noise = t_retain.to(device, torch.float32), t_noise.to(device, torch.float32)
+                t_retain, t_forget = t_retain.to(device, torch.float32), t_forget.to(device, torch.float32)
             z = student.encode(torch.cat([x_r, x_f]), mask)  # (B, L_vis + 1, D)
-            terms = encoder_l2(z[:half], t_retain, z[half:], t_noise, config.alpha)
+            terms = encoder_l2(z[:half], t_retain, z[half:], t_forget, config.alpha)
         losses = finite_losses(terms, step, total)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

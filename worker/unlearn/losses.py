@@ -20,15 +20,17 @@ def noise_images(
 
 
 def encoder_l2(
-    student_retain: Tensor, teacher_retain: Tensor, student_forget: Tensor, teacher_noise: Tensor, alpha: float
+    student_retain: Tensor, teacher_retain: Tensor, student_forget: Tensor, teacher_forget: Tensor, alpha: float
 ) -> dict[str, Tensor]:
     """Encoder-L2 objective (ALGORITHM.md §2) on latents (B, L_vis + 1, D).
 
     retain = mean ||E(T(x_r)) - E0(T(x_r))||^2, forget = mean ||E(T(x_f)) - E0(T(n))||^2, each a
     squared error averaged over rows, tokens and channels (MSE); loss = retain + alpha * forget.
+    ``teacher_forget`` is E0(T(n)) of the forget row's target input ``n``: a noise image (the paper's)
+    or a substitute proxy image (worker/unlearn/substitutes.py), under the forget row's mask.
     """
     retain = F.mse_loss(student_retain, teacher_retain)
-    forget = F.mse_loss(student_forget, teacher_noise)
+    forget = F.mse_loss(student_forget, teacher_forget)
     return {"loss": retain + alpha * forget, "retain": retain, "forget": forget}
 
 

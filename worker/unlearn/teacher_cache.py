@@ -9,6 +9,9 @@ starts from the same checkpoint. A :class:`TeacherBank` fixes those draws:
   ``noise_masks``: (M, L) bool; a forget row borrows a noise entry's mask, so student and teacher
   see the same draw of ``T``.
 
+Substitute forget targets (worker/unlearn/substitutes.py) are proxy images too, so they are
+lookups in the same bank: a forget row borrows one of its substitute's ``K`` masks and targets.
+
 Everything is derived from ``BankSpec.seed`` by one seeded generator, so the bank can be rebuilt
 bit for bit. Two implementations of the same lookups feed the loop:
 

@@ -8,7 +8,8 @@ from .registry import NoParams, register_method
 
 @register_method(
     "encoder_l2", trains="encoder", params_class=NoParams,
-    summary="encoder latents of forget inputs pulled to the teacher's latents of noise; retain latents kept",
+    summary="encoder latents of forget inputs pulled to the teacher's latents of noise or substitute proxy "
+            "images (config forget_target); retain latents kept",
 )  # fmt: skip
 def encoder_l2(adapter, forget, retain, config, params: NoParams, on_step, stop):
     return run_unlearning(adapter, forget, retain, config, on_step, stop=stop)
