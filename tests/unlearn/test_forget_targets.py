@@ -15,7 +15,7 @@ STEPS, BATCH, HALF = 5, 8, 4
 
 
 def _config(**changes) -> EncoderL2Config:
-    return EncoderL2Config(lr=1e-3, batch_size=BATCH, max_steps=STEPS, seed=1, **{"forget_target": "noise", **changes})
+    return EncoderL2Config(lr=1e-3, batch_size=BATCH, steps=STEPS, seed=1, **{"forget_target": "noise", **changes})
 
 
 def _data():
