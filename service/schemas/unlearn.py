@@ -108,14 +108,26 @@ class UnlearnOverrides(UnlearnSettings):
 
 # The publish gate's checks (worker/evaluation.py DEFAULT_GATE): name -> what its threshold means.
 GATE_CHECKS: dict[str, str] = {  # names and texts as in worker/gate.py (tests/test_config_in_step.py)
-    "retain_max_psnr_drop": 'retain hold-out PSNR (dB, mean over tasks) may drop by at most this much',
-    "retain_max_cosine_drop": 'retain hold-out feature cosine may drop by at most this much',
-    "forget_min_cosine_drop": 'forget-set feature cosine must drop by at least this much',
-    "forget_min_psnr_drop": 'forget-set PSNR (dB, mean over tasks) must drop by at least this much',
-    "forget_max_cosine_over_reference": "after unlearning, forget-set cosine may exceed the never-seen reference's by at most this much",
-    "mia_max_auc_above_chance": 'membership attack AUC (raw, forget vs never-seen) may exceed 0.5 by at most delta: the forget images no longer look like training data',
-    "mia_max_auc_below_chance": 'membership attack AUC may fall below 0.5 by at most delta: the forget images do not look conspicuously worse than never-seen ones',
-    "class_max_recognition_over_reference": 'the feature network may recognise a forgotten class in the outputs for held-out images of it at most this much more often than from the visible pixels alone (max over mask kinds)',
+    "retain_max_psnr_drop": "retain hold-out PSNR (dB, mean over tasks) may drop by at most this much",
+    "retain_max_cosine_drop": "retain hold-out feature cosine may drop by at most this much",
+    "forget_min_cosine_drop": "forget-set feature cosine must drop by at least this much",
+    "forget_min_psnr_drop": "forget-set PSNR (dB, mean over tasks) must drop by at least this much",
+    "forget_max_cosine_over_reference": (
+        "after unlearning, forget-set cosine may exceed the never-seen reference's by at most this "
+        "much"
+    ),
+    "mia_max_auc_above_chance": (
+        "membership attack AUC (raw, forget vs never-seen) may exceed 0.5 by at most delta: the "
+        "forget images no longer look like training data"
+    ),
+    "mia_max_auc_below_chance": (
+        "membership attack AUC may fall below 0.5 by at most delta: the forget images do not look "
+        "conspicuously worse than never-seen ones"
+    ),
+    "class_max_recognition_over_reference": (
+        "the feature network may recognise a forgotten class in the outputs for held-out images of "
+        "it at most this much more often than from the visible pixels alone (max over mask kinds)"
+    ),
 }
 
 Threshold = Annotated[float | None, Field(ge=-1e6, le=1e6)]
