@@ -17,7 +17,7 @@ PARAMS_KEY = "params"
 # Settings measured on the demo MAE (embed_dim 96): Adam, lr 1e-3, alpha 0.25, batch 64, 600 steps.
 RECOMMENDED: dict[str, Any] = {
     "lr": 1e-3, "alpha": 0.25, "steps": 600, "batch_size": 64, "optimizer": "adam", "weight_decay": 0.0,
-    "grad_clip": None, "seed": 0, "forget_target": "mixture", "noise_share": 0.25, "substitutes": 4,
+    "grad_clip": None, "seed": 0, "forget_target": "noise", "noise_share": 0.25, "substitutes": 4,
 }  # fmt: skip
 # The learning rate scales as 1/width above the demo's width (the muP rule for Adam), clamped to
 # [1e-5, 1e-3] (1e-5: the paper's lr for a ViT-L on ImageNet). Family -> its width key in the config.

@@ -133,7 +133,7 @@ def test_a_model_without_defaults_gets_its_familys_recommendation_scaled_to_its_
     response = register(api, "wide", config={"image_size": 16, "embed_dim": 192})
     assert response.status_code == 202, response.text
     recommended = {"lr": 5e-4, "alpha": 0.25, "steps": 600, "batch_size": 64, "optimizer": "adam",
-                   "weight_decay": 0.0, "grad_clip": None, "seed": 0, "forget_target": "mixture", "noise_share": 0.25,
+                   "weight_decay": 0.0, "grad_clip": None, "seed": 0, "forget_target": "noise", "noise_share": 0.25,
                    "substitutes": 4}  # fmt: skip
     assert response.json()["unlearn_defaults"] == recommended
     assert api.session.scalar(select(Model.unlearn_defaults).where(Model.name == "wide")) == recommended
@@ -158,7 +158,7 @@ def test_the_effective_config_and_step_count_are_shown_at_submission_and_after(a
     created = submit(api, body)
     assert created.status_code == 201, created.text
     expected = {"lr": 1.3e-4, "alpha": 0.25, "steps": 80, "batch_size": 64, "optimizer": "adam",
-                "weight_decay": 0.0, "grad_clip": 1.0, "seed": 0, "forget_target": "mixture", "noise_share": 0.25,
+                "weight_decay": 0.0, "grad_clip": 1.0, "seed": 0, "forget_target": "noise", "noise_share": 0.25,
                 "substitutes": 4, "params": {"forget_bound": None}}  # fmt: skip
     view = created.json()
     assert view["config"] == {"steps": 80, "grad_clip": 1.0}  # what the officer asked for
