@@ -38,6 +38,7 @@ class EvalSets:
     reference: Tensor | None
     reference_labels: list[str] = field(default_factory=list)
     forget_classes: list[str] = field(default_factory=list)
+    forget_labels: list[str] | None = None  # one per forget row: membership is then judged within classes
 
     def quality_sets(self) -> dict[str, Tensor]:
         sets = {"forget": self.forget, "retain": self.retain, "reference": self.reference}
@@ -102,7 +103,9 @@ class Judge:
             return Judgement(metrics, None, None, dict(self.unavailable))
         after_forget = masked_pass(candidate, sets.forget, seed=seed)
         after_never = masked_pass(candidate, sets.reference, seed=seed, classify=self._classify)
-        mia = membership(self.base_forget, self.base_never, after_forget, after_never)
+        labels = sets.reference_labels if sets.forget_labels is not None else None
+        mia = membership(self.base_forget, self.base_never, after_forget, after_never,
+                         forget_labels=sets.forget_labels, never_labels=labels)
         evidence = None
         if self.targets is not None:
             evidence = recognition(_rows(self.base_never, self.rows), _rows(after_never, self.rows), self.targets)

@@ -142,7 +142,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
     config, params = parse_method_config(inputs.method, inputs.config, recommended_config(base.family, base.config.to_dict()))
     labels = [r.class_label for r in inputs.reference.records] if inputs.reference else []
     split = split_sets(forget, holdout, reference, labels, inputs.forget_classes,
-                       eval_max=ctx.settings.eval_max_images, seed=config.seed)
+                       eval_max=ctx.settings.eval_max_images, seed=config.seed,
+                       forget_labels=[r.class_label for r in inputs.forget.records])
     progress = ProgressReporter(ctx, inputs.job_id, lease)
     targets = None
     if inputs.method == "encoder_l2":

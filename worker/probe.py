@@ -42,7 +42,7 @@ class Split:
 
 
 def split_sets(forget: Tensor, holdout: Tensor, reference: Tensor | None, reference_labels: list[str],
-               forget_classes: list[str], *, eval_max: int, seed: int) -> Split:
+               forget_classes: list[str], *, eval_max: int, seed: int, forget_labels: list[str] | None = None) -> Split:
     """The final evaluation's sets and the probe's; images (N, C, H, W), reference_labels one per reference row."""
     if len(reference_labels) != (0 if reference is None else len(reference)):
         raise ValueError(f"{len(reference_labels)} reference labels for {0 if reference is None else len(reference)} images")
@@ -62,7 +62,8 @@ def split_sets(forget: Tensor, holdout: Tensor, reference: Tensor | None, refere
     def sets(f: Tensor, r: Tensor, ref: Tensor | None) -> EvalSets:
         return EvalSets(forget=forget[f], retain=holdout[r], reference=None if ref is None else reference[ref],
                         reference_labels=[] if ref is None else [labels[i] for i in ref.tolist()],
-                        forget_classes=list(forget_classes))  # fmt: skip
+                        forget_classes=list(forget_classes),
+                        forget_labels=None if forget_labels is None else [forget_labels[i] for i in f.tolist()])  # fmt: skip
 
     return Split(final=sets(final_forget, retain_final, ref_final), probe=sets(probe_forget, retain_probe, ref_probe),
                  disjoint={"forget": forget_disjoint, "retain": retain_disjoint, "reference": ref_disjoint})  # fmt: skip

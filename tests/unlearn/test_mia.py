@@ -91,3 +91,25 @@ def test_masked_pass_scores_each_image_on_the_same_fixed_masks():
     with_classes = masked_pass(model, images, seed=0, classify=classify)
     assert torch.equal(with_classes.errors, first.errors) and with_classes.predictions.shape == (6, 6)
     assert with_classes.visible_predictions.shape == (6, 6)
+
+
+def test_membership_is_judged_within_classes_when_the_class_mix_differs():
+    """A forgotten class against never-seen images of it and of easier classes: pooled, the mix looks like
+    over-forgetting; compared within classes, images drawn alike score alike (AUC near 0.5)."""
+    gen = torch.Generator().manual_seed(0)
+    hard = lambda n: 1.0 + 0.1 * torch.randn(n, 3, generator=gen, dtype=torch.float64)  # noqa: E731
+    easy = lambda n: 0.1 + 0.01 * torch.randn(n, 3, generator=gen, dtype=torch.float64)  # noqa: E731
+    forget, never = MaskedPass(hard(200)), MaskedPass(torch.cat([hard(200), easy(600)]))
+    never_labels = ["trouser"] * 200 + ["bag"] * 600
+    pooled = membership(forget, never, forget, never)
+    matched = membership(forget, never, forget, never, forget_labels=["trouser"] * 200, never_labels=never_labels)
+    assert pooled["raw"]["after"]["auc"] < 0.2
+    assert abs(matched["raw"]["after"]["auc"] - 0.5) < 0.1 and matched["class_matched"] is True
+
+
+def test_forget_images_of_a_class_without_never_seen_images_are_left_out():
+    gen = torch.Generator().manual_seed(1)
+    forget = MaskedPass(torch.rand(10, 3, generator=gen, dtype=torch.float64))
+    never = MaskedPass(torch.rand(20, 3, generator=gen, dtype=torch.float64))
+    result = membership(forget, never, forget, never, forget_labels=["a"] * 6 + ["z"] * 4, never_labels=["a"] * 20)
+    assert result["n_forget"] == 6 and result["n_never_seen"] == 20

@@ -174,21 +174,49 @@ def attack(member_scores: Tensor, nonmember_scores: Tensor) -> dict:
             "roc": downsample(curve)}  # fmt: skip
 
 
+def class_centred(forget: Tensor, never: Tensor, forget_labels: list[str], never_labels: list[str]):
+    """Scores compared within each class: (forget (n',), never (m,), kept forget rows (n',)).
+
+    A job's forget set and its never-seen images need not share a class mix (a whole class plus a few
+    single samples of other classes against never-seen images of all those classes); classes differ in
+    how hard they are to fill, so a pooled attack would measure the mix, not membership. Each score is
+    centred on the median never-seen score of its class; forget images of a class with no never-seen
+    image cannot be judged and are left out.
+    """
+    medians = {c: never[[i for i, label in enumerate(never_labels) if label == c]].median() for c in set(never_labels)}
+    kept = [i for i, label in enumerate(forget_labels) if label in medians]
+    f = forget[kept] - torch.stack([medians[forget_labels[i]] for i in kept]) if kept else forget[:0]  # (n',)
+    n = never - torch.stack([medians[label] for label in never_labels])  # (m,)
+    return f, n, torch.tensor(kept, dtype=torch.long)
+
+
 def membership(base_forget: MaskedPass, base_never: MaskedPass, after_forget: MaskedPass,
-               after_never: MaskedPass) -> dict:
+               after_never: MaskedPass, *, forget_labels: list[str] | None = None,
+               never_labels: list[str] | None = None) -> dict:
     """The attacks before and after, raw and calibrated against the base, forget = members.
 
     Each pass holds (N, M) errors; an image's membership score is minus its mean error (raw), minus
-    its error increase over the base (difference) or minus its error ratio to the base (ratio).
+    its error increase over the base (difference) or minus its error ratio to the base (ratio). With
+    labels, forget and never-seen images are compared within their classes (:func:`class_centred`).
     """
     bf, bn, af, an = base_forget.scores, base_never.scores, after_forget.scores, after_never.scores  # (n,), (m,)
+    raw = {"before": (-bf, -bn), "after": (-af, -an)}
+    matched = forget_labels is not None and never_labels is not None
+    if matched:
+        cbf, cbn, kept = class_centred(bf, bn, forget_labels, never_labels)
+        caf, can, _ = class_centred(af, an, forget_labels, never_labels)
+        if not len(kept):
+            raise ValueError("no forget image shares a class with the never-seen images")
+        raw = {"before": (-cbf, -cbn), "after": (-caf, -can)}
+        bf, af = bf[kept], af[kept]
     eps = 1e-12  # a perfect base fill has zero error; the ratio stays finite
     zero_f, zero_n = torch.zeros_like(bf), torch.zeros_like(bn)
     return {
         "n_forget": int(bf.numel()),
+        "class_matched": matched,
         "n_never_seen": int(bn.numel()),
         "masks": mask_names(),
-        "raw": {"before": attack(-bf, -bn), "after": attack(-af, -an)},
+        "raw": {"before": attack(*raw["before"]), "after": attack(*raw["after"])},
         "calibrated_difference": {"before": attack(zero_f, zero_n), "after": attack(-(af - bf), -(an - bn))},
         "calibrated_ratio": {"before": attack(zero_f, zero_n),
                              "after": attack(-(af + eps) / (bf + eps), -(an + eps) / (bn + eps))},
