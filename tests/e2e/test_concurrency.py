@@ -14,9 +14,11 @@ import time
 import httpx
 import psycopg
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 from service.db.enums import Role
 from service.db.models import UnlearnRequest
+from tests.builders import validate_model
 from tests.conftest import PG_ADMIN
 from tests.e2e.stack import CLASSES, launch
 from tests.e2e.test_end_to_end import TINY_GATE, follow, register_demo_data
@@ -24,10 +26,19 @@ from tests.e2e.test_end_to_end import TINY_GATE, follow, register_demo_data
 CLIENTS = 80  # above the 40 threads of the server's pool
 
 
+def settle_without_worker(stack) -> None:
+    """No worker runs here: record the base checkpoint's verdict as a worker would."""
+    engine = create_engine(stack.direct_url)
+    with Session(engine) as session:
+        validate_model(session, "tiny")
+        session.commit()
+    engine.dispose()
+
+
 def test_more_concurrent_submissions_than_server_threads_all_succeed(tmp_path):
     stack = launch("postgres", tmp_path, workers=0)
     try:
-        register_demo_data(stack)
+        register_demo_data(stack, settle=settle_without_worker)
         keys = [f"tr-{label}-{i:03d}" for label in CLASSES for i in range(12)]  # register_demo_data's samples
         statuses = asyncio.run(_submit_all(stack, keys))
         assert sorted(statuses) == [201] * CLIENTS, stack.log_tail()
