@@ -108,7 +108,8 @@ def test_worker_metrics_and_json_logs_name_the_job(stack):
     worker = samples(stack.worker_metrics)
     assert worker[("oblivio_worker_jobs_total", (("outcome", "published"),))] == 1
     assert worker[("oblivio_worker_job_duration_seconds_count", (("outcome", "published"),))] == 1
-    assert worker[("oblivio_worker_steps_total", ())] == 600
+    job = stack.client(Role.auditor).get("/unlearn-requests", params={"model": "tiny"}).json()["items"][0]["job"]
+    assert 0 < worker[("oblivio_worker_steps_total", ())] == job["progress"]["step"] <= 600  # the probe may stop early
     assert worker[("oblivio_worker_steps_per_second", ())] > 0
     api = samples(f"{stack.url}/metrics")
     assert api[("oblivio_unlearn_requests", (("model", "tiny"), ("status", "completed")))] == 1
