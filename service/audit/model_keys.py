@@ -4,6 +4,8 @@ Separate from the Ed25519 report key: model-signing's key signer takes a PEM fil
 key. Created on first use in the embedded default, like the report key.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -13,14 +15,27 @@ SIGNATURE_NAME = "model-signing.sig"  # the derived artifact beside a checkpoint
 
 
 def ensure_model_signing_key(path: Path) -> Path:
-    """The private key file at ``path``, generated (mode 0600) when missing."""
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path.write_bytes(pem)
-        path.chmod(0o600)
+    """The private key file at ``path``, generated (mode 0600) when missing.
+
+    API and workers may share the file (one volume) and ask for it at the same moment: the key is
+    written to a private temporary file and linked into place, so the first one wins and every
+    process reads that one, never a half-written or second key.
+    """
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model-signing-")  # created 0600
+    try:
+        os.write(fd, pem)
+        os.close(fd)
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process linked its key first: use that one
+    finally:
+        os.unlink(tmp)
     return path
 
 

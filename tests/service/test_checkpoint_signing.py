@@ -30,3 +30,13 @@ def test_a_signed_checkpoint_verifies_with_model_signing_and_a_changed_one_does_
     model.write_bytes(data[:-1] + b"\x00")  # one byte changed
     assert cli_verify(model, signature, public) != 0
     assert verify_checkpoint(model, signature, public)[0] is False
+
+
+def test_processes_racing_to_create_the_key_all_end_up_with_one(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "keys" / "model-signing-key.pem"
+    with ThreadPoolExecutor(8) as pool:
+        seen = set(pool.map(lambda _: model_signing_public_pem(path), range(32)))  # what each caller was served
+    assert seen == {model_signing_public_pem(path)}
+    assert path.stat().st_mode & 0o777 == 0o600 and [p.name for p in path.parent.iterdir()] == [path.name]
