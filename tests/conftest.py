@@ -11,6 +11,10 @@ from service.db.migrate import upgrade
 
 PG_ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("OBLIVIO_TEST_REDIS", "redis://127.0.0.1:6379")
+# Redis database numbers of the e2e stacks and of the in-process service tests; runs side by side on
+# one Redis (several checkouts) give each its own pair so no worker takes another run's task.
+REDIS_E2E_DB = int(os.environ.get("OBLIVIO_TEST_REDIS_E2E_DB", "13"))
+REDIS_SERVICE_DB = int(os.environ.get("OBLIVIO_TEST_REDIS_SERVICE_DB", "14"))
 
 
 _CREATED: set[str] = set()

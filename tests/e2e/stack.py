@@ -18,7 +18,7 @@ from service.db.enums import Role
 from service.db.migrate import upgrade
 from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth import create_api_key
-from tests.conftest import PG_ADMIN, REDIS, fresh_database
+from tests.conftest import PG_ADMIN, REDIS, REDIS_E2E_DB, fresh_database
 
 CLASSES = ("circle", "square", "stripe")
 
@@ -82,7 +82,7 @@ def launch(
     direct_url = ""
     if kind == "postgres":
         direct_url = env["OBLIVIO_DATABASE_URL"] = fresh_database("oblivio_e2e", admin=pg_admin)
-        env["OBLIVIO_BROKER_URL"] = f"{REDIS}/13"
+        env["OBLIVIO_BROKER_URL"] = f"{REDIS}/{REDIS_E2E_DB}"
         if not (extra_env or {}).get("OBLIVIO_BROKER_URL"):
             import redis
 

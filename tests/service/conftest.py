@@ -11,7 +11,7 @@ from service.config import Settings
 from service.db.enums import DatasetKind, Role
 from service.main import create_app
 from tests.builders import make_dataset, make_key, tiny_checkpoint, validate_model, write_samples
-from tests.conftest import REDIS
+from tests.conftest import REDIS, REDIS_SERVICE_DB
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -44,7 +44,7 @@ def api(db_session, pg_url, tmp_path) -> Api:
     session, sessions = db_session
     settings = Settings(
         database_url=pg_url,
-        broker_url=f"{REDIS}/14",
+        broker_url=f"{REDIS}/{REDIS_SERVICE_DB}",
         home=tmp_path / "home",
         data_roots=[tmp_path / "data"],
         outbox_poll_seconds=3600,

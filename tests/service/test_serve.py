@@ -9,7 +9,7 @@ from service.cli import Exit, main
 from service.config import Settings, get_settings
 from service.db.migrate import upgrade
 from service.main import create_app
-from tests.conftest import REDIS, fresh_database
+from tests.conftest import REDIS, REDIS_SERVICE_DB, fresh_database
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_serve_refuses_a_postgres_database_without_schema_or_behind_the_code(ser
 
 
 def test_readyz_names_a_missing_migration(tmp_path):
-    settings = Settings(database_url=fresh_database("oblivio_unmigrated"), broker_url=f"{REDIS}/14", home=tmp_path)
+    settings = Settings(database_url=fresh_database("oblivio_unmigrated"), broker_url=f"{REDIS}/{REDIS_SERVICE_DB}", home=tmp_path)
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
     assert ready.status_code == 503
