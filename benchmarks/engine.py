@@ -34,7 +34,7 @@ from torch import Tensor
 from benchmarks.common import DEMO, FASHION_MNIST, device_info, median, write_result
 from worker.fashion_mnist import read_idx_split
 from worker.unlearn import Adapter, EncoderL2Config, load_checkpoint, run_unlearning
-from worker.unlearn.adapters.vit import Attention
+from worker.unlearn.families.mae.vit import Attention
 from worker.unlearn.runtime import configure_cpu_threads
 from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
 

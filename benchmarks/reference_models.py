@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from benchmarks.datasets import DATASETS, Dataset
 from worker.train_demo import DEMO_MAE, DEMO_RECIPE
 from worker.unlearn import Adapter, create_adapter, load_checkpoint, save_checkpoint
-from worker.unlearn.train_mae import MAETrainConfig, train_mae
+from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "reference"

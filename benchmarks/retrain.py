@@ -8,7 +8,7 @@ the test split minus that class). The one-off cost of building the version's tea
 reported next to it (the worker builds it after publishing the previous version, off the job's path).
 
 Retraining: the base's own recipe (``worker.train_demo.DEMO_RECIPE`` through
-``worker.unlearn.train_mae.train_mae``: 4 epochs of batches of 256) on the 54,000 training images
+``worker.unlearn.families.mae.train.train_mae``: 4 epochs of batches of 256) on the 54,000 training images
 outside the class. Running it all takes most of an hour on this machine, so ``--retrain-steps``
 steps of that recipe (same model, batch, optimizer and code) are timed and the mean step time is
 multiplied by the recipe's step count; the JSON says so (``extrapolated``). Data loading is
@@ -30,7 +30,7 @@ from worker.train_demo import DEMO_MAE, DEMO_RECIPE
 from worker.unlearn import EncoderL2Config, create_adapter, load_checkpoint, run_unlearning
 from worker.unlearn.runtime import configure_cpu_threads
 from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
-from worker.unlearn.train_mae import MAETrainConfig, train_mae
+from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 
 def retrain_step_seconds(images: torch.Tensor, base_config: dict, steps: int) -> float:

@@ -24,7 +24,7 @@ import torch
 
 from worker.fashion_mnist import DEFAULT_SOURCE, read_idx_split
 from worker.unlearn import EncoderL2Config, create_adapter, save_checkpoint
-from worker.unlearn.train_mae import MAETrainConfig, train_mae
+from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 DEMO_MAE = {
     "image_size": 28, "patch_size": 4, "in_chans": 1,

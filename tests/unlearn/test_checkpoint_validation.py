@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save as st_save
 from tests.unlearn.tiny_models import TINY_CONFIGS, make_tiny
 
-from worker.unlearn.adapters import MAEAdapter, registry
+from worker.unlearn import MAEAdapter
+from worker.unlearn.adapters import registry
 from worker.unlearn.checkpoint import checkpoint_problems, checkpoint_to_bytes
 
 
@@ -79,6 +80,6 @@ def test_a_family_declared_as_an_entry_point_is_loaded_when_a_checkpoint_names_i
 def test_the_built_in_family_is_declared_as_an_entry_point() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"][registry.ENTRY_POINT_GROUP]
-    assert declared == {"mae": "worker.unlearn.adapters.mae:MAEAdapter"}
+    assert declared == {"mae": "worker.unlearn.families.mae:MAEAdapter"}
     module, _, name = declared["mae"].partition(":")
     assert getattr(__import__(module, fromlist=[name]), name) is MAEAdapter

@@ -37,7 +37,7 @@ CONFIG = EncoderL2Config(lr=3e-3, batch_size=16, steps=40, seed=0)
 @pytest.fixture(scope="module")
 def setting(fashion_mnist):
     """(base adapter, forget (8, 1, 16, 16), retain (200, 1, 16, 16)); the base pre-trained for a few epochs."""
-    from worker.unlearn.train_mae import MAETrainConfig, train_mae
+    from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
     x, y = fashion_mnist["test"]
     x = F.interpolate(x[:2600], size=16, mode="area")  # (2600, 1, 16, 16)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.unlearn.tiny_models import make_images, make_tiny, snapshot
-from worker.unlearn.train_mae import MAETrainConfig, lr_at, train_mae
+from worker.unlearn.families.mae.train import MAETrainConfig, lr_at, train_mae
 
 RECIPE = MAETrainConfig(epochs=3, batch_size=32, lr=2e-3, warmup_epochs=1.0, seed=0)
 

@@ -14,7 +14,7 @@ from worker.unlearn import EncoderL2Config, StopCheck, run_unlearning
 from worker.unlearn.class_evidence import class_indices, recognition
 from worker.unlearn.methods import run_method
 from worker.unlearn.mia import MaskedPass
-from worker.unlearn.train_mae import MAETrainConfig, train_mae
+from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 ALL_OFF = {name: None for name in DEFAULT_GATE}
 

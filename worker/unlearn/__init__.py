@@ -4,7 +4,7 @@ Model families sit behind :class:`Adapter` and a registry (:func:`create_adapter
 unlearning is :func:`run_unlearning`; checkpoints are safetensors with a JSON header.
 """
 
-from .adapters import Adapter, MAEAdapter, MAEConfig, create_adapter, list_families, register_family
+from .adapters import Adapter, create_adapter, list_families, register_family
 from .checkpoint import (
     CheckpointError,
     checkpoint_from_bytes,
@@ -14,6 +14,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import EncoderL2Config
+from .families.mae import MAEAdapter, MAEConfig
 from .loop import NonFiniteLoss, StepInfo, StopCheck, UnlearnResult, run_unlearning
 
 __all__ = [

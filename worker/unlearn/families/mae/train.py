@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .adapters.mae import MAEAdapter
-from .losses import masked_patch_mse
+from ...losses import masked_patch_mse
+from .adapter import MAEAdapter
 
 
 @dataclass(frozen=True)

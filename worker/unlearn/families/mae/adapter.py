@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import dataclass_from_dict
-from .base import Adapter
-from .registry import register_family
+from ...adapters.base import Adapter
+from ...adapters.registry import register_family
+from ...config import dataclass_from_dict
 from .vit import LAYER_NORM_EPS, Block, PatchEmbed, sincos_pos_embed_2d
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
