@@ -20,6 +20,12 @@ REDIS_SERVICE_DB = int(os.environ.get("OBLIVIO_TEST_REDIS_SERVICE_DB", "14"))
 _CREATED: set[str] = set()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--family", action="append", default=[], metavar="NAME",
+                     help="run the Adapter contract tests (tests/unlearn/test_adapters_contract.py) against this "
+                          "registered model family only (repeatable; default: every registered family)")
+
+
 def fresh_database(name: str, admin: str = PG_ADMIN) -> str:
     """Drop and create a Postgres database private to this test run; returns its SQLAlchemy URL.
     `admin` is a maintenance-database URL of another server (the soak runs its own cluster)."""

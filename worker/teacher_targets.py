@@ -5,7 +5,8 @@ named by its :class:`CacheKey` (checkpoint digest, proxy manifest digest, bank s
 storage dtype), so a new version, another proxy manifest or another bank never finds a stale one;
 it is purged with its checkpoint. It covers the whole proxy set, so every retain-free job on the
 version (whatever classes it forgets) selects its retain rows from it. ``with_retain`` jobs read
-training images that differ per job and keep the uncached path.
+training images that differ per job and keep the uncached path, and so does a family whose latents
+would make the cache larger than ``MAX_CACHE_BYTES`` (the diffusion family's skip connections).
 """
 
 import logging
@@ -20,15 +21,26 @@ from worker.unlearn.teacher_cache import BankSpec, CachedTargets, CacheKey, Cach
 
 log = logging.getLogger("oblivio.teacher_cache")
 BANK = BankSpec(draws_per_image=2, noise_size=4096, seed=0, dtype="float16")
+MAX_CACHE_BYTES = 1 << 30  # above this the teacher runs every step instead (the cache would cost more than it saves)
 
 
 def cache_key(inputs: JobInputs, checkpoint_digest: str) -> CacheKey:
-    return CacheKey.for_bank(checkpoint_digest, inputs.retain_manifest_digest, BANK)
+    return CacheKey.for_bank(checkpoint_digest, inputs.retain_manifest_digest, BANK, inputs.family)
+
+
+def cacheable(adapter: Adapter, proxy: Part) -> bool:
+    """Whether the cache over ``proxy`` stays under MAX_CACHE_BYTES for this model's latents."""
+    size = CachedTargets.estimate_nbytes(adapter, len(proxy.records), BANK)
+    if size > MAX_CACHE_BYTES:
+        log.info("teacher cache skipped: %d bytes over the %d-byte limit; the teacher runs every step", size,
+                 MAX_CACHE_BYTES)
+        return False
+    return True
 
 
 def job_targets(store: ArtifactStore, inputs: JobInputs, base: Adapter, reads: ReadLog) -> CachedTargets | None:
     """The cached targets of ``inputs.retain``'s rows for the job's base version (built on a miss)."""
-    if inputs.mode is not Mode.retain_free or inputs.proxy is None:
+    if inputs.mode is not Mode.retain_free or inputs.proxy is None or not cacheable(base, inputs.proxy):
         return None
     key = cache_key(inputs, inputs.base_digest)
     data = store.get_derived(inputs.base_digest, key.name)
@@ -61,6 +73,8 @@ def warm_next(store: ArtifactStore, inputs: JobInputs, adapter: Adapter, digest:
     if inputs.mode is not Mode.retain_free or inputs.proxy is None:
         return
     try:
+        if not cacheable(adapter, inputs.proxy):
+            return
         warm(store, key=cache_key(inputs, digest), adapter=adapter, proxy=inputs.proxy, reads=ReadLog(roots))
     except Exception:  # the version is published; a missing cache only makes the next job build it
         log.exception("teacher cache for %s not warmed", digest[:12])

@@ -1,10 +1,13 @@
 """Train the demo models on Fashion-MNIST (CPU, reproducible) and write them to ``--out``.
 
-    python -m worker.train_demo --out worker/assets/demo [--seed 0] [--only mae|classifier]
+    python -m worker.train_demo --out worker/assets/demo [--seed 0] [--only mae|classifier|diffusion]
+    python -m worker.train_demo --family diffusion --out worker/assets/demo   # the diffusion demo only
 
 ``mae.safetensors``: a small MAE (28x28, patch 4, one channel) pre-trained on the 60k training
 images read from the Debian package ``dataset-fashion-mnist``; its header records the training
 recipe and time and the recommended encoder-L2 settings for this model (``unlearn_defaults``).
+``diffusion.safetensors`` (only with ``--only diffusion`` / ``--family diffusion``): a small Palette-style
+inpainter (worker.unlearn.families.diffusion, a diffusers UNet2DModel) trained on the same images.
 ``classifier.safetensors``: the independent evaluation feature net (worker.unlearn.train_classifier).
 
 Same seed, same thread count, same machine -> the same weights (deterministic algorithms, a fixed
@@ -24,6 +27,7 @@ import torch
 
 from worker.fashion_mnist import DEFAULT_SOURCE, read_idx_split
 from worker.unlearn import EncoderL2Config, create_adapter, save_checkpoint
+from worker.unlearn.families.diffusion import DiffusionTrainConfig, demo_unet, train_diffusion
 from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 DEMO_MAE = {
@@ -36,6 +40,13 @@ DEMO_RECIPE = MAETrainConfig(epochs=4, batch_size=256, lr=2e-3, min_lr=1e-5, war
 # Encoder-L2 settings measured on this model (see tests/unlearn/test_quality_demo.py): the paper's
 # lr 1e-5 was for a ViT-L on ImageNet and barely moves this 0.6M-parameter encoder.
 DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=600, batch_size=64)
+
+
+DEMO_DIFFUSION = {"image_size": 28, "in_chans": 1, "unet": demo_unet((16, 32, 64)), "patch_size": 4,
+                  "mask_ratio": 0.75, "sample_steps": 10}  # fmt: skip
+DEMO_DIFFUSION_RECIPE = DiffusionTrainConfig(steps=1500, batch_size=32, lr=2e-3, min_lr=1e-5, warmup_steps=100)
+# Encoder-L2 settings for the demo diffusion model (see README, "Diffusion family").
+DEMO_DIFFUSION_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=200, batch_size=32)
 
 
 def _log(message: str) -> None:
@@ -74,6 +85,37 @@ def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     return path
 
 
+def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log) -> Path:
+    """Train the demo diffusion inpainter on the Fashion-MNIST training split; returns the checkpoint path."""
+    images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
+    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    pixels = x.double() / 255.0
+    mean, std = pixels.mean().item(), pixels.std().item()
+    config = {**DEMO_DIFFUSION, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
+    adapter = create_adapter("diffusion", config, seed=seed)
+    recipe = DiffusionTrainConfig(**{**DEMO_DIFFUSION_RECIPE.to_dict(), "seed": seed})
+    n_params = sum(p.numel() for p in adapter.model.parameters())
+    log(f"diffusion: {n_params} parameters, {recipe}")
+    result = train_diffusion(adapter, x, recipe, on_log=lambda s, v: log(f"  step {s}/{recipe.steps} loss {v:.4f}"))
+    header = {
+        "name": "fashion-mnist-diffusion-demo",
+        "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
+        "training": {
+            **recipe.to_dict(),
+            "seconds": round(result.seconds, 1),
+            "losses_per_100_steps": [round(v, 5) for v in result.losses],
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        },
+        "unlearn_defaults": DEMO_DIFFUSION_UNLEARN.to_dict(),
+    }
+    path = out_dir / "diffusion.safetensors"
+    digest = save_checkpoint(adapter, path, header)
+    log(f"diffusion: {result.seconds:.0f} s, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
+    return path
+
+
 def train_demo_classifier(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE) -> Path:
     """The independent evaluation classifier (written by worker.unlearn.train_classifier)."""
     from worker.unlearn.train_classifier import train_classifier
@@ -85,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.train_demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=("mae", "classifier"), default=None, help="train just one model")
+    parser.add_argument("--only", choices=("mae", "classifier", "diffusion"), default=None,
+                        help="train just one model (default: mae and classifier)")
+    parser.add_argument("--family", choices=("mae", "diffusion"), default=None, help="same as --only FAMILY")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (part of reproducibility)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="Fashion-MNIST .gz directory")
     args = parser.parse_args(argv)
@@ -93,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.use_deterministic_algorithms(True)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    args.only = args.only or args.family
+    if args.only == "diffusion":
+        train_demo_diffusion(args.out, args.seed, args.source)
     if args.only in (None, "mae"):
         train_demo_mae(args.out, args.seed, args.source)
     if args.only in (None, "classifier"):

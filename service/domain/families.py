@@ -7,7 +7,7 @@ reads the names only (it imports nothing: the adapters need torch, which only wo
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "oblivio.families"
-BUILTIN_FAMILIES = frozenset({"mae"})
+BUILTIN_FAMILIES = frozenset({"diffusion", "mae"})
 
 
 def known_families() -> frozenset[str]:

@@ -1,21 +1,41 @@
-"""Contract every registered model family must meet (run over ``list_families()``)."""
+"""Contract every registered model family must meet (docs/adapters.md).
+
+Runs over every registered family (built-in and plugins), or only those named with
+``pytest --family NAME`` (repeatable); each family's tiny configuration is its own
+``Adapter.test_config()``.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from tests.unlearn.tiny_models import TINY_CONFIGS, make_images, make_tiny, snapshot
+from tests.unlearn.tiny_models import make_images, make_tiny, snapshot, tiny_config
 
-from worker.unlearn import Adapter, EncoderL2Config, NonFiniteLoss, create_adapter, list_families, run_unlearning
+from worker.unlearn import Adapter, EncoderL2Config, NonFiniteLoss, create_adapter, family_class, list_families
+from worker.unlearn import run_unlearning
 from worker.unlearn.losses import encoder_l2, noise_images
 
 FAMILIES = list_families()
 SHORT = EncoderL2Config(lr=1e-3, batch_size=8, steps=6, seed=0)
 
 
-def test_every_family_has_a_tiny_config() -> None:
-    assert "mae" in FAMILIES
-    assert set(FAMILIES) <= set(TINY_CONFIGS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``family`` with ``--family`` (plugins load through the registry) or every registered family."""
+    if "family" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--family") or FAMILIES
+        for name in chosen:
+            family_class(name)  # an unknown name fails here, naming the known families
+        metafunc.parametrize("family", chosen)
+
+
+def test_the_builtin_families_are_registered() -> None:
+    assert {"mae", "diffusion"} <= set(FAMILIES)
+
+
+def test_every_family_has_a_tiny_config(family: str) -> None:
+    config = tiny_config(family)
+    assert isinstance(config, dict) and config
+    assert family_class(family).config_class.from_dict(config).to_dict() == create_adapter(family, config).config.to_dict()
 
 
 def test_unknown_family_lists_the_known_ones() -> None:
@@ -23,23 +43,23 @@ def test_unknown_family_lists_the_known_ones() -> None:
         create_adapter("nope", {})
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_unknown_config_key_is_refused(family: str) -> None:
     with pytest.raises(ValueError, match="bogus"):
-        create_adapter(family, {**TINY_CONFIGS[family], "bogus": 1})
+        create_adapter(family, {**tiny_config(family), "bogus": 1})
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_encode_shape_counts_visible_tokens_plus_cls(family: str) -> None:
+def test_encode_has_a_fixed_shape_per_row_and_is_deterministic_in_images_and_mask(family: str) -> None:
     adapter = make_tiny(family)
     mask = adapter.random_mask(3, torch.Generator().manual_seed(0))  # (3, L)
-    latent = adapter.encode(make_images(adapter, 3, seed=1), mask)
-    n_visible = int((~mask[0]).sum())
-    assert latent.ndim == 3 and latent.shape[:2] == (3, n_visible + 1)
-    assert bool(torch.isfinite(latent).all())
+    imgs = make_images(adapter, 3, seed=1)
+    latent = adapter.encode(imgs, mask)
+    assert latent.shape[0] == 3 and latent.ndim >= 2 and bool(torch.isfinite(latent).all())
+    assert torch.equal(latent, adapter.encode(imgs, mask))  # same (imgs, mask), same T: student and teacher agree
+    assert torch.equal(latent[1:], adapter.encode(imgs[1:], mask[1:]))  # a row does not depend on its batch
+    other = adapter.random_mask(3, torch.Generator().manual_seed(1))
+    assert adapter.encode(imgs, other).shape == latent.shape
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_random_mask_hides_the_ratio_in_every_row_and_follows_the_generator(family: str) -> None:
     adapter = make_tiny(family)
     a = adapter.random_mask(5, torch.Generator().manual_seed(3))
@@ -51,7 +71,6 @@ def test_random_mask_hides_the_ratio_in_every_row_and_follows_the_generator(fami
     assert counts[0] == a.shape[1] - int(a.shape[1] * (1 - adapter.config.mask_ratio))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_box_mask_hides_a_centred_square(family: str) -> None:
     adapter = make_tiny(family)
     _, h, w = adapter.image_shape
@@ -64,7 +83,6 @@ def test_box_mask_hides_a_centred_square(family: str) -> None:
     assert small.any() and not (small & ~large).any()  # the smaller box lies inside the larger
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_generate_keeps_visible_pixels_exactly(family: str) -> None:
     adapter = make_tiny(family)
     imgs = make_images(adapter, 4, seed=2)
@@ -77,7 +95,6 @@ def test_generate_keeps_visible_pixels_exactly(family: str) -> None:
         assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_freeze_leaves_only_encoder_parameters_trainable(family: str) -> None:
     adapter = make_tiny(family)
     adapter.freeze_non_encoder()
@@ -89,7 +106,6 @@ def test_freeze_leaves_only_encoder_parameters_trainable(family: str) -> None:
     assert any(not adapter.is_encoder_key(k) for k in adapter.state_dict())
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_run_changes_only_the_encoder_and_not_the_input(family: str) -> None:
     base = make_tiny(family)
     before = snapshot(base)
@@ -103,7 +119,6 @@ def test_run_changes_only_the_encoder_and_not_the_input(family: str) -> None:
     assert changed and all(base.is_encoder_key(k) for k in changed)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_same_seed_same_result_other_seed_differs(family: str) -> None:
     base = make_tiny(family)
     forget, retain = make_images(base, 3, 10), make_images(base, 20, 11)
@@ -127,7 +142,6 @@ def fixed_objective(base: Adapter, student: Adapter, forget: torch.Tensor, retai
     return {k: float(v) for k, v in terms.items()}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_loss_decreases_and_progress_is_reported(family: str) -> None:
     base = make_tiny(family)
     forget, retain, seen = make_images(base, 4, 10), make_images(base, 64, 11), []
@@ -135,14 +149,14 @@ def test_loss_decreases_and_progress_is_reported(family: str) -> None:
     result = run_unlearning(base, forget, retain, config, on_step=seen.append)
     assert [s.step for s in seen] == list(range(1, result.steps + 1)) and seen == result.history
     assert all(s.total == result.steps for s in seen) and set(seen[0].losses) == {"loss", "retain", "forget"}
-    assert seen[0].losses["retain"] == 0.0  # the student starts as the teacher
+    # The student starts as the teacher (exactly, up to convolution kernels that round by batch size).
+    assert seen[0].losses["retain"] <= 1e-12 * seen[0].losses["forget"]
     before = fixed_objective(base, base, forget, retain)
     after = fixed_objective(base, result.adapter, forget, retain)
     # Measured on the tiny MAE: loss x0.90, forget term x0.81 (the floor is the spread of noise latents).
     assert after["loss"] < 0.95 * before["loss"] and after["forget"] < 0.9 * before["forget"]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("case", ["nan_forget", "nan_retain", "absurd_lr"])
 def test_non_finite_loss_raises_and_leaves_the_input_alone(family: str, case: str) -> None:
     base = make_tiny(family)
@@ -160,7 +174,6 @@ def test_non_finite_loss_raises_and_leaves_the_input_alone(family: str, case: st
     assert all(torch.equal(base.state_dict()[k], v) for k, v in before.items())
 
 
-@pytest.mark.parametrize("family", FAMILIES)
 def test_wrong_image_shape_is_a_clear_error(family: str) -> None:
     base = make_tiny(family)
     c, h, w = base.image_shape
@@ -168,20 +181,37 @@ def test_wrong_image_shape_is_a_clear_error(family: str) -> None:
         run_unlearning(base, torch.rand(2, c, h + 1, w), make_images(base, 4, 1), SHORT)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_reconstruct_is_generate_before_clamping_and_copying(family: str) -> None:
+def test_reconstruct_is_differentiable_through_every_parameter(family: str) -> None:
     adapter = make_tiny(family)
     imgs = make_images(adapter, 3, seed=4)
     mask = adapter.random_mask(3, torch.Generator().manual_seed(1))
     out = adapter.reconstruct(imgs, mask)  # (N, C, H, W), differentiable
-    hidden = adapter.hidden_pixels(mask)
-    assert torch.equal(torch.where(hidden, out.detach().clamp(0, 1), imgs), adapter.generate(imgs, mask))
+    assert out.shape == imgs.shape
+    hidden = adapter.hidden_pixels(mask).expand_as(imgs)
+    assert torch.allclose(out.detach()[~hidden], imgs[~hidden], atol=1e-6)  # known pixels stay (pixel units)
     out.square().mean().backward()
     grads = {name: p.grad for name, p in adapter.model.named_parameters() if name not in adapter.fixed_keys}
     assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads.values())  # encoder and decoder
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_is_deterministic_and_independent_of_the_batch(family: str) -> None:
+    adapter = make_tiny(family)
+    imgs = make_images(adapter, 4, seed=5)
+    mask = adapter.random_mask(4, torch.Generator().manual_seed(2))
+    out = adapter.generate(imgs, mask)
+    assert torch.equal(out, adapter.generate(imgs, mask))
+    assert torch.allclose(out[2:], adapter.generate(imgs[2:], mask[2:]), atol=1e-6)
+
+
+def test_membership_error_is_one_finite_number_per_image(family: str) -> None:
+    adapter = make_tiny(family)
+    imgs = make_images(adapter, 3, seed=6)
+    mask = adapter.box_mask(3, 0.5)
+    err = adapter.membership_error(imgs, mask)
+    assert err.shape == (3,) and bool(torch.isfinite(err).all()) and bool((err >= 0).all())
+    assert torch.equal(err, adapter.membership_error(imgs, mask))
+
+
 def test_generator_parameters_are_everything_but_the_fixed_tables(family: str) -> None:
     adapter = make_tiny(family)
     names = {id(p): n for n, p in adapter.model.named_parameters()}

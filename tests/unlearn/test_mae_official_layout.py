@@ -160,3 +160,23 @@ def test_config_validation_is_clear() -> None:
     with pytest.raises(ValueError, match="mask_ratio"):
         MAEConfig(**{**CONFIG, "mask_ratio": 1.0})
     assert MAEConfig.from_dict(MAEConfig(**CONFIG).to_dict()) == MAEConfig(**CONFIG)
+
+
+def test_mae_latent_counts_visible_tokens_plus_cls() -> None:
+    from tests.unlearn.tiny_models import make_images, make_tiny
+
+    adapter = make_tiny("mae")
+    mask = adapter.random_mask(3, torch.Generator().manual_seed(0))  # (3, L)
+    latent = adapter.encode(make_images(adapter, 3, seed=1), mask)
+    assert latent.ndim == 3 and latent.shape[:2] == (3, int((~mask[0]).sum()) + 1)
+
+
+def test_mae_generate_is_reconstruct_clamped_with_the_visible_pixels_copied() -> None:
+    from tests.unlearn.tiny_models import make_images, make_tiny
+
+    adapter = make_tiny("mae")
+    imgs = make_images(adapter, 3, seed=4)
+    mask = adapter.random_mask(3, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = adapter.reconstruct(imgs, mask)
+    assert torch.equal(torch.where(adapter.hidden_pixels(mask), out.clamp(0, 1), imgs), adapter.generate(imgs, mask))

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from worker.unlearn import Adapter, create_adapter
+from worker.unlearn import Adapter, create_adapter, family_class, list_families
 
-# One tiny configuration per registered family; the contract tests fail for a family without one.
-TINY_CONFIGS = {
-    "mae": dict(
-        image_size=16, patch_size=4, in_chans=1, embed_dim=32, depth=2, num_heads=4,
-        decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4, mlp_ratio=2.0, mask_ratio=0.75,
-        pixel_mean=[0.3], pixel_std=[0.3],
-    ),
-}  # fmt: skip
+# One tiny configuration per family: each family's own ``test_config`` hook (a plugin brings its own).
+TINY_CONFIGS = {family: family_class(family).test_config() for family in list_families()}
 
 
 def make_tiny(family: str, seed: int = 0) -> Adapter:
     """A freshly initialised tiny adapter of ``family``."""
-    return create_adapter(family, TINY_CONFIGS[family], seed=seed)
+    return create_adapter(family, tiny_config(family), seed=seed)
+
+
+def tiny_config(family: str) -> dict:
+    """The family's tiny test configuration (``Adapter.test_config``)."""
+    return TINY_CONFIGS[family] if family in TINY_CONFIGS else family_class(family).test_config()
 
 
 def make_images(adapter: Adapter, n: int, seed: int) -> torch.Tensor:

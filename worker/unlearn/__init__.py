@@ -4,7 +4,7 @@ Model families sit behind :class:`Adapter` and a registry (:func:`create_adapter
 unlearning is :func:`run_unlearning`; checkpoints are safetensors with a JSON header.
 """
 
-from .adapters import Adapter, create_adapter, list_families, register_family
+from .adapters import Adapter, create_adapter, family_class, list_families, register_family
 from .checkpoint import (
     CheckpointError,
     checkpoint_from_bytes,
@@ -30,6 +30,7 @@ __all__ = [
     "checkpoint_from_bytes",
     "checkpoint_to_bytes",
     "create_adapter",
+    "family_class",
     "list_families",
     "load_checkpoint",
     "read_header",

@@ -1,7 +1,8 @@
 """Membership inference against an image-to-image generator: does it still treat forget images as training data?
 
-The attack (ALGORITHM.md §5, "What forgotten means"). Every image gets a score: the generator's mean
-squared error on the hidden pixels, averaged over a fixed set of masks (``RANDOM_DRAWS`` random masks
+The attack (ALGORITHM.md §5, "What forgotten means"). Every image gets a score: the family's
+``membership_error`` (the default: the generator's mean squared error on the hidden pixels; the
+diffusion family: its denoising loss at fixed timesteps and noise), averaged over a fixed set of masks (``RANDOM_DRAWS`` random masks
 at the model's own ratio and centre boxes of a quarter and half of the side, seeded, so the base and a
 candidate see identical masks). A model reconstructs what it was trained on better than what it never
 saw, so a *lower* error means "more likely a member"; the attacker's membership score is minus the
@@ -103,10 +104,8 @@ def masked_pass(adapter, images: Tensor, *, seed: int, classify: Callable[[Tenso
         for mask in masks:
             m = mask[start : start + batch_size].to(device)  # (B, L)
             hidden = adapter.hidden_pixels(m)  # (B, 1, H, W) bool
-            out = adapter.generate(x, m).float()  # (B, C, H, W), visible pixels copied
-            w = hidden.float()  # (B, 1, H, W)
-            sq = ((out - x.float()) ** 2 * w).sum(dim=(1, 2, 3))  # (B,)
-            row_err.append((sq / (w.sum(dim=(1, 2, 3)) * x.shape[1])).cpu())  # (B,) mean over hidden pixels
+            out = adapter.generate(x, m).float() if classify is not None else None  # (B, C, H, W)
+            row_err.append(adapter.membership_error(x, m, out).double().cpu())  # (B,) the family's error
             if classify is not None:
                 row_pred.append(classify(out).argmax(dim=1).cpu())  # (B,)
                 row_vis.append(classify(torch.where(hidden, fill, x)).argmax(dim=1).cpu())  # (B,)

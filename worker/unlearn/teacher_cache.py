@@ -22,7 +22,9 @@ bit for bit. Two implementations of the same lookups feed the loop:
 
 Size: ``N * K * T * D + M * T * D`` values (T = visible tokens + 1, D = encoder width) at
 ``BankSpec.dtype`` plus one byte per mask token. The demo MAE (T = 13, D = 96) with the 10,000
-Fashion-MNIST test images, K = 2 and M = 4096 in float16 is about 60 MB.
+Fashion-MNIST test images, K = 2 and M = 4096 in float16 is about 60 MB. A family with large latents
+(the demo diffusion UNet's skip connections: 42,336 values a row, about 2 GB) goes over the size
+limit of worker/teacher_targets.py and runs the uncached path.
 """
 
 from __future__ import annotations
@@ -77,10 +79,13 @@ class CacheKey:
     noise_size: int
     seed: int
     dtype: str
+    family: str = ""  # the model family: its latents have their own layout (and the cache its own name)
 
     @classmethod
-    def for_bank(cls, checkpoint_digest: str, proxy_manifest_digest: str, spec: BankSpec) -> CacheKey:
-        return cls(checkpoint_digest, proxy_manifest_digest, spec.draws_per_image, spec.noise_size, spec.seed, spec.dtype)
+    def for_bank(cls, checkpoint_digest: str, proxy_manifest_digest: str, spec: BankSpec,
+                 family: str = "") -> CacheKey:  # fmt: skip
+        return cls(checkpoint_digest, proxy_manifest_digest, spec.draws_per_image, spec.noise_size, spec.seed,
+                   spec.dtype, family)
 
     @property
     def name(self) -> str:
@@ -192,6 +197,16 @@ class CachedTargets:
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.masks, self.targets, self.noise_masks, self.noise_targets))
+
+    @staticmethod
+    def estimate_nbytes(teacher: Adapter, n_images: int, spec: BankSpec) -> int:
+        """The size of a cache over ``n_images`` images, from one teacher pass on one row."""
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(spec.seed)
+            mask = teacher.random_mask(1, gen)
+            row = teacher.encode(torch.full((1, *teacher.image_shape), 0.5, device=teacher.device), mask)
+        per_row = row[0].numel() * DTYPES[spec.dtype].itemsize + mask.shape[1]
+        return per_row * (n_images * spec.draws_per_image + spec.noise_size)
 
     def to_bytes(self) -> bytes:
         """Safetensors: masks as uint8, targets at the key's dtype, the key and sample keys in the metadata."""

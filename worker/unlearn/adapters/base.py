@@ -4,16 +4,44 @@ An adapter owns an ``nn.Module`` and knows which of its tensors form the encoder
 part unlearning trains), how to draw the masking transform ``T``, how to encode, and how to fill in
 the hidden region. Masks are token masks ``(N, L)`` bool, True = hidden; every row hides the same
 number of tokens so a batch stays rectangular after the visible tokens are gathered.
+
+The whole contract (what a plugin family implements, what the loop assumes) is documented in
+docs/adapters.md. Two rules matter for families whose transform ``T`` has randomness beyond the
+mask (a diffusion model's timestep and noise):
+
+- ``encode``, ``reconstruct`` and ``generate`` are deterministic functions of ``(imgs, mask)`` and the
+  weights. The loop hands the student and the teacher the same mask, and the teacher cache stores
+  masks next to its targets, so the same mask must mean the same ``T``. Such a family derives its
+  extra draws from the mask row with :func:`mask_row_seeds`; the masks themselves come from the run's
+  seeded generator, so everything stays a function of the run's seed.
+- ``membership_error`` is the per-image error the membership attack scores (worker/unlearn/mia.py);
+  the default is the hidden-pixel error of ``generate``, a family may use its own training loss.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+
+def mask_row_seeds(mask: Tensor, salt: int = 0) -> list[int]:
+    """One 63-bit seed per row of ``mask`` (N, L) bool: a hash of the row's bits and ``salt``.
+
+    Rows that hide the same tokens get the same seed (whatever their position in the batch); the
+    family seeds its per-row draws with it (``torch.Generator().manual_seed(seed)``).
+    """
+    n, length = mask.shape
+    bits = torch.zeros(n, -(-length // 8) * 8, dtype=torch.uint8)
+    bits[:, :length] = mask.detach().to("cpu", torch.uint8)
+    packed = (bits.view(n, -1, 8) << torch.arange(8, dtype=torch.uint8)).sum(dim=2, dtype=torch.uint8)  # (N, L/8)
+    prefix = salt.to_bytes(8, "little", signed=True) + length.to_bytes(8, "little")
+    return [int.from_bytes(hashlib.blake2b(prefix + bytes(row), digest_size=8).digest(), "little") >> 1
+            for row in packed.tolist()]
 
 
 class Adapter(ABC):
@@ -87,7 +115,11 @@ class Adapter(ABC):
 
     @abstractmethod
     def encode(self, imgs: Tensor, mask: Tensor) -> Tensor:
-        """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> latent E(T(x)) of shape (N, L_vis + 1, D)."""
+        """imgs: (N, C, H, W) in [0, 1], mask: (N, L) -> latent E(T(x)), (N, ...) with a fixed shape per row.
+
+        The MAE's is (N, L_vis + 1, D); the loss compares latents element-wise (MSE), so any fixed
+        per-row shape works. Deterministic in ``(imgs, mask)`` (see the module docstring).
+        """
 
     @abstractmethod
     def reconstruct(self, imgs: Tensor, mask: Tensor) -> Tensor:
@@ -104,6 +136,26 @@ class Adapter(ABC):
     @abstractmethod
     def hidden_pixels(self, mask: Tensor) -> Tensor:
         """mask: (N, L) -> (N, 1, H, W) bool, True on pixels of hidden tokens."""
+
+    # ----- optional hooks (defaults suit a one-pass generator) ------------------------------
+    @torch.no_grad()
+    def membership_error(self, imgs: Tensor, mask: Tensor, generated: Tensor | None = None) -> Tensor:
+        """(N,) float: how badly the model does on each image under ``mask``; lower = "more likely a member".
+
+        Default: mean squared error of ``generate`` on the hidden pixels (``generated``: its output
+        when the caller already has it). A family whose own training loss is the better membership
+        signal (diffusion: the denoising loss at fixed timesteps and noise) overrides this; it must
+        be deterministic in ``(imgs, mask)`` so the base and a candidate are scored alike.
+        """
+        out = (self.generate(imgs, mask) if generated is None else generated).float()  # (N, C, H, W)
+        w = self.hidden_pixels(mask).float()  # (N, 1, H, W)
+        sq = ((out - imgs.float()) ** 2 * w).sum(dim=(1, 2, 3))  # (N,)
+        return sq / (w.sum(dim=(1, 2, 3)) * imgs.shape[1])
+
+    @classmethod
+    def test_config(cls) -> dict[str, Any]:
+        """A tiny architecture for the contract tests (tests/unlearn/test_adapters_contract.py, ``--family``)."""
+        raise NotImplementedError(f"family {cls.__name__} has no test_config")
 
     # ----- copies and state ----------------------------------------------------------------
     def clone(self) -> Adapter:

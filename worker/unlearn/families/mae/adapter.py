@@ -207,6 +207,14 @@ class MAEAdapter(Adapter):
         model.initialize_weights(torch.Generator().manual_seed(seed))
         super().__init__(config, model)
 
+    @classmethod
+    def test_config(cls) -> dict[str, Any]:
+        return dict(
+            image_size=16, patch_size=4, in_chans=1, embed_dim=32, depth=2, num_heads=4,
+            decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4, mlp_ratio=2.0, mask_ratio=0.75,
+            pixel_mean=[0.3], pixel_std=[0.3],
+        )  # fmt: skip
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.config.in_chans, self.config.image_size, self.config.image_size)
