@@ -44,7 +44,7 @@ DEMO_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=600, batch_size=64)
 
 DEMO_DIFFUSION = {"image_size": 28, "in_chans": 1, "unet": demo_unet((16, 32, 64)), "patch_size": 4,
                   "mask_ratio": 0.75, "sample_steps": 10}  # fmt: skip
-DEMO_DIFFUSION_RECIPE = DiffusionTrainConfig(steps=1500, batch_size=32, lr=2e-3, min_lr=1e-5, warmup_steps=100)
+DEMO_DIFFUSION_RECIPE = DiffusionTrainConfig(steps=600, batch_size=32, lr=2e-3, min_lr=1e-5, warmup_steps=50)
 # Encoder-L2 settings for the demo diffusion model (see README, "Diffusion family").
 DEMO_DIFFUSION_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=200, batch_size=32)
 
@@ -96,14 +96,15 @@ def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE
     recipe = DiffusionTrainConfig(**{**DEMO_DIFFUSION_RECIPE.to_dict(), "seed": seed})
     n_params = sum(p.numel() for p in adapter.model.parameters())
     log(f"diffusion: {n_params} parameters, {recipe}")
-    result = train_diffusion(adapter, x, recipe, on_log=lambda s, v: log(f"  step {s}/{recipe.steps} loss {v:.4f}"))
+    result = train_diffusion(adapter, x, recipe, on_log=lambda s, v: log(f"  step {s}/{recipe.steps} loss {v:.4f}"),
+                             log_every=50)
     header = {
         "name": "fashion-mnist-diffusion-demo",
         "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
         "training": {
             **recipe.to_dict(),
             "seconds": round(result.seconds, 1),
-            "losses_per_100_steps": [round(v, 5) for v in result.losses],
+            "losses_per_50_steps": [round(v, 5) for v in result.losses],
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "machine": platform.machine(),
