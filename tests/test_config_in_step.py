@@ -22,7 +22,7 @@ def test_the_settings_have_the_same_keys():
     assert list(UnlearnSettings.model_fields) == [f.name for f in dataclasses.fields(EncoderL2Config)]
 
 
-@pytest.mark.parametrize("family", ["mae", "other"])
+@pytest.mark.parametrize("family", ["mae", "diffusion", "other"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_recommendation_is_the_same(family, width):
     config = {"image_size": 28} if width is None else {"image_size": 28, "embed_dim": width}

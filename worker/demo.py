@@ -3,6 +3,8 @@
 Exports Fashion-MNIST to PNG files, migrates the embedded database, starts the API and a worker,
 registers the demo data and generator if missing, files one request for a class and one for a
 handful of single samples, follows both to completion and prints what came out.
+``--family diffusion`` runs it on the demo diffusion inpainter (model ``fmnist-diffusion``) instead
+of the demo MAE (``fmnist-mae``); both can live side by side in one home.
 """
 
 import argparse
@@ -32,6 +34,8 @@ from worker.unlearn.data import read_manifest
 
 ASSETS = Path(__file__).parent / "assets" / "demo"
 MODEL = "fmnist-mae"
+# family -> demo model; its checkpoint is assets/demo/<family>.safetensors
+MODELS = {"mae": MODEL, "diffusion": "fmnist-diffusion"}
 TERMINAL = {"completed", "failed", "cancelled", "rejected"}
 
 
@@ -40,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     parser.add_argument("--keep-running", action="store_true", help="leave API and worker up at the end")
     parser.add_argument("--samples", type=int, default=8, help="single samples in the second request")
+    parser.add_argument("--family", choices=sorted(MODELS), default="mae", help="which demo generator (default: mae)")
     args = parser.parse_args(argv)
+    model = MODELS[args.family]
     settings = get_settings()
     started = time.monotonic()
     data_dir = settings.data_roots[0] / "fashion-mnist"
@@ -55,16 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_ready(url, procs)
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
-        _register(admin, manifests)
+        _register(admin, manifests, args.family)
         officer_key = admin.post("/api-keys", json={"name": "demo-officer", "role": "officer"}).json()["key"]
         officer = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {officer_key}"}, timeout=60)
-        requests = _file_requests(officer, manifests["train"], args.samples)
+        requests = _file_requests(officer, manifests["train"], args.samples, model)
         results = [_follow(officer, r) for r in requests]
-        _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running)
+        _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running, model=model)
         if args.keep_running:
             say(f"the API keeps running at {url} (admin key in {settings.home / 'demo-admin.key'}), with its worker:")
             say(f"  curl -H \"Authorization: Bearer $(cat {settings.home / 'demo-admin.key'})\" "
-                f"{url}/models/{MODEL}/versions/current/checkpoint -o current.safetensors")
+                f"{url}/models/{model}/versions/current/checkpoint -o current.safetensors")
             say("Ctrl-C stops both.")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if all(r["status"] == "completed" for r in results) else 1
@@ -123,7 +129,8 @@ def _wait_ready(url: str, procs: list[subprocess.Popen]) -> None:
     raise SystemExit("API not ready after 60 s; see the logs")
 
 
-def _register(admin: httpx.Client, manifests: dict[str, Path]) -> None:
+def _register(admin: httpx.Client, manifests: dict[str, Path], family: str = "mae") -> None:
+    model = MODELS[family]
     for name, kind, split in (("fmnist-train", "training", "train"), ("fmnist-test", "proxy", "test")):
         if admin.get(f"/datasets/{name}").status_code == 404:
             admin.post("/datasets", json={"name": name, "kind": kind, "description": f"Fashion-MNIST {split} split"}).raise_for_status()
@@ -131,23 +138,23 @@ def _register(admin: httpx.Client, manifests: dict[str, Path]) -> None:
         if admin.get(f"/datasets/{name}").json()["sample_count"] < len(rows):
             for start in tqdm(range(0, len(rows), 10_000), desc=f"registering {name}", unit="10k samples"):
                 admin.post(f"/datasets/{name}/samples", json={"samples": rows[start : start + 10_000]}).raise_for_status()
-    if admin.get(f"/models/{MODEL}").status_code == 404:
-        spec = {"name": MODEL, "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}
-        with open(ASSETS / "mae.safetensors", "rb") as checkpoint, open(ASSETS / "classifier.safetensors", "rb") as features:
+    if admin.get(f"/models/{model}").status_code == 404:
+        spec = {"name": model, "training_dataset": "fmnist-train", "proxy_dataset": "fmnist-test"}
+        with open(ASSETS / f"{family}.safetensors", "rb") as checkpoint, open(ASSETS / "classifier.safetensors", "rb") as features:
             files = {"checkpoint": checkpoint, "features": features}
             admin.post("/models", data={"spec": json.dumps(spec)}, files=files).raise_for_status()
-        say(f"registered model {MODEL} (version 1 = the demo base generator)")
-    while (status := admin.get(f"/models/{MODEL}").json()["status"]) == "validating":
+        say(f"registered model {model} (version 1 = the demo base generator)")
+    while (status := admin.get(f"/models/{model}").json()["status"]) == "validating":
         time.sleep(0.5)  # the worker loads the base checkpoint and runs it once before it can be used
     if status != "ready":
-        raise SystemExit(f"the worker refused the demo model: {admin.get(f'/models/{MODEL}/versions').json()[0]['problems']}")
+        raise SystemExit(f"the worker refused the demo model: {admin.get(f'/models/{model}/versions').json()[0]['problems']}")
 
 
-def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) -> list[dict]:
+def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int, model: str = MODEL) -> list[dict]:
     """A class request and a few single samples; on a re-run, classes and samples already erased are skipped."""
     filed, forgotten_class = [], None
     for label in ("trouser", *CLASS_NAMES):
-        response = officer.post("/unlearn-requests", json={"model": MODEL, "classes": [label]})
+        response = officer.post("/unlearn-requests", json={"model": model, "classes": [label]})
         if response.status_code == 201:
             filed.append(response.json())
             forgotten_class = label
@@ -156,7 +163,7 @@ def _file_requests(officer: httpx.Client, train_manifest: Path, n_samples: int) 
     candidates = [r.sample_key for r in read_manifest(train_manifest) if r.class_label != forgotten_class]
     for attempt in range(10):
         keys = random.Random(attempt).sample(candidates, n_samples)
-        response = officer.post("/unlearn-requests", json={"model": MODEL, "samples": keys})
+        response = officer.post("/unlearn-requests", json={"model": model, "samples": keys})
         if response.status_code == 201:
             filed.append(response.json())
             say(f"filed request {response.json()['id']}: forget {len(keys)} single samples ({', '.join(keys[:3])}, …)")
@@ -180,7 +187,8 @@ def _follow(officer: httpx.Client, request: dict) -> dict:
             time.sleep(0.5)
 
 
-def _report(admin: httpx.Client, results: list[dict], settings: Settings, seconds: float, *, keep_running: bool) -> None:
+def _report(admin: httpx.Client, results: list[dict], settings: Settings, seconds: float, *, keep_running: bool,
+            model: str = MODEL) -> None:
     """What came out, with commands that work as printed and files that stay after the demo stops."""
     print()
     reports = settings.home / "reports"
@@ -208,9 +216,9 @@ def _report(admin: httpx.Client, results: list[dict], settings: Settings, second
         say(f"    {oblivio_command()} verify {path} --public-key {key_file}")
         for line in after_gate_failure(r, report=str(path)):
             say(f"  next: {line}")
-    say(f"versions of {MODEL}:")
+    say(f"versions of {model}:")
     store = make_store(settings)
-    for v in admin.get(f"/models/{MODEL}/versions").json():
+    for v in admin.get(f"/models/{model}/versions").json():
         mark = "  <- current" if v["is_current"] else ""
         say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
         if v["is_current"]:

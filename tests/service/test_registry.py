@@ -213,9 +213,10 @@ def test_families_installed_as_plugins_may_be_registered(api, monkeypatch):
 
     from service.domain import families
 
-    plugin = EntryPoint(name="diffusion", value="plugin.adapters:Diffusion", group=families.ENTRY_POINT_GROUP)
+    plugin = EntryPoint(name="my-unet", value="plugin.adapters:MyUNet", group=families.ENTRY_POINT_GROUP)
     monkeypatch.setattr(families, "entry_points", lambda group: [plugin] if group == families.ENTRY_POINT_GROUP else [])
-    assert families.known_families() == {"mae", "diffusion"}
+    assert {"mae", "diffusion"} <= families.BUILTIN_FAMILIES
+    assert families.known_families() == families.BUILTIN_FAMILIES | {"my-unet"}
     response = api.client.post("/models", headers=api.as_(Role.admin), data={"spec": SPEC},
-                               files={"checkpoint": ("b", tiny_checkpoint(family="diffusion"))})
-    assert response.status_code == 202 and response.json()["family"] == "diffusion"
+                               files={"checkpoint": ("b", tiny_checkpoint(family="my-unet"))})
+    assert response.status_code == 202 and response.json()["family"] == "my-unet"

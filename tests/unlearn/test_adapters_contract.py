@@ -187,8 +187,6 @@ def test_reconstruct_is_differentiable_through_every_parameter(family: str) -> N
     mask = adapter.random_mask(3, torch.Generator().manual_seed(1))
     out = adapter.reconstruct(imgs, mask)  # (N, C, H, W), differentiable
     assert out.shape == imgs.shape
-    hidden = adapter.hidden_pixels(mask).expand_as(imgs)
-    assert torch.allclose(out.detach()[~hidden], imgs[~hidden], atol=1e-6)  # known pixels stay (pixel units)
     out.square().mean().backward()
     grads = {name: p.grad for name, p in adapter.model.named_parameters() if name not in adapter.fixed_keys}
     assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads.values())  # encoder and decoder

@@ -77,9 +77,13 @@ def test_a_family_declared_as_an_entry_point_is_loaded_when_a_checkpoint_names_i
     assert checkpoint_problems(_file(make_tiny("mae").state_dict(), TINY_CONFIGS["mae"], family="plugin-mae")) == []
 
 
-def test_the_built_in_family_is_declared_as_an_entry_point() -> None:
+def test_every_built_in_family_is_declared_as_an_entry_point() -> None:
+    from service.domain.families import BUILTIN_FAMILIES
+
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"][registry.ENTRY_POINT_GROUP]
-    assert declared == {"mae": "worker.unlearn.families.mae:MAEAdapter"}
-    module, _, name = declared["mae"].partition(":")
-    assert getattr(__import__(module, fromlist=[name]), name) is MAEAdapter
+    assert set(declared) == set(BUILTIN_FAMILIES) == set(registry.list_families())
+    assert declared["mae"] == "worker.unlearn.families.mae:MAEAdapter"
+    for family, target in declared.items():
+        module, _, name = target.partition(":")
+        assert getattr(__import__(module, fromlist=[name]), name) is registry.family_class(family)
