@@ -7,7 +7,17 @@ import torch
 from worker.unlearn import Adapter, create_adapter, family_class, list_families
 
 # One tiny configuration per family: each family's own ``test_config`` hook (a plugin brings its own).
-TINY_CONFIGS = {family: family_class(family).test_config() for family in list_families()}
+def _tiny_configs() -> dict[str, dict]:
+    found = {}
+    for family in list_families():
+        try:
+            found[family] = family_class(family).test_config()
+        except NotImplementedError:  # the contract test names the family (test_every_family_has_a_tiny_config)
+            pass
+    return found
+
+
+TINY_CONFIGS = _tiny_configs()
 
 
 def make_tiny(family: str, seed: int = 0) -> Adapter:

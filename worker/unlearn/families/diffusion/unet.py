@@ -29,10 +29,15 @@ def diffusers() -> types.ModuleType:
 
 
 def build_unet(unet_config: dict[str, Any], seed: int) -> nn.Module:
-    """A ``UNet2DModel`` from its config dict; weights initialised from ``seed`` (global RNG untouched)."""
+    """A ``UNet2DModel`` from its config dict; weights initialised from ``seed`` (global RNG untouched).
+
+    ``from_config`` as diffusers itself reads a ``config.json`` (keys of other diffusers versions that
+    this one does not know are ignored with a warning; the weights are then checked strictly by name
+    and shape).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return diffusers().UNet2DModel(**unet_config)
+        return diffusers().UNet2DModel.from_config(unet_config)
 
 
 def time_embedding(unet: nn.Module, timesteps: Tensor, n: int, dtype: torch.dtype) -> Tensor:
