@@ -36,6 +36,9 @@ ASSETS = Path(__file__).parent / "assets" / "demo"
 MODEL = "fmnist-mae"
 # family -> demo model; its checkpoint is assets/demo/<family>.safetensors
 MODELS = {"mae": MODEL, "diffusion": "fmnist-diffusion"}
+# Worker settings per demo family unless the environment sets them: a diffusion model samples with
+# 10 DDIM steps, so its evaluation costs ten forward passes an image; 64 images a set keep the demo short.
+DEMO_ENV = {"diffusion": {"OBLIVIO_EVAL_MAX_IMAGES": "64"}}
 TERMINAL = {"completed", "failed", "cancelled", "rejected"}
 
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_key = _admin_key(settings)
     port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
-    procs = _start(settings, port)
+    procs = _start(settings, port, DEMO_ENV.get(args.family, {}))
     try:
         _wait_ready(url, procs)
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
@@ -99,10 +102,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(settings: Settings, port: int) -> list[subprocess.Popen]:
+def _start(settings: Settings, port: int, defaults: dict[str, str] | None = None) -> list[subprocess.Popen]:
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OBLIVIO_HOME": str(settings.home)}
+    env = {**(defaults or {}), **os.environ, "OBLIVIO_HOME": str(settings.home)}
     commands = {
         "api": [sys.executable, "-m", "uvicorn", "service.asgi:app", "--port", str(port), "--log-level", "warning"],
         "worker": [sys.executable, "-m", "worker"],
