@@ -1,4 +1,5 @@
-"""Oblivio's unlearning core: a pure PyTorch library (torch, numpy, Pillow, standard library).
+"""Oblivio's unlearning core: a pure PyTorch library (torch, numpy, Pillow, standard library; the
+diffusion family adds diffusers, imported on first use).
 
 Model families sit behind :class:`Adapter` and a registry (:func:`create_adapter`); encoder-L2
 unlearning is :func:`run_unlearning`; checkpoints are safetensors with a JSON header.
