@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A queued job not claimed this long after its last dispatch is sent again."
     )
     outbox_poll_seconds: float = Field(2.0, gt=0, description="How often the API re-sends undelivered outbox rows.")
+    audit_seal_seconds: float = Field(
+        1.0, gt=0, description="How often the API seals committed audit events into the transparency log and signs a checkpoint."
+    )
+    audit_seal_batch: int = Field(5000, ge=1, description="Most audit events one sealing pass numbers before it signs a checkpoint.")
+    audit_log_origin: str = Field(
+        "oblivio.local/audit-log", pattern=r"^[^\s+]+$",
+        description="The transparency log's name: first line of every checkpoint and the name of its signature.",
+    )
     worker_device: str = Field("auto", description="Torch device for unlearning jobs: auto, cpu, cuda, cuda:N.")
     retain_max_images: int = Field(10_000, ge=16, description="Most retain-side images one job reads.")
     require_approval: bool = Field(False, description="Requests wait in pending_approval until a reviewer approves them.")

@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
+from service.api import audit, datasets, health, jobs, keys, metrics, models, requests, translog
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
+from service.audit.sealer import Sealer
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
 from service.db.migrate import head_revision
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     dispatcher = Dispatcher(make_producer(settings), sessions)
+    signer = Signer.from_file(settings.signing_key_file, create=True)
+    sealer = Sealer(engine, signer, origin=settings.audit_log_origin, interval=settings.audit_seal_seconds,
+                    batch=settings.audit_seal_batch)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,9 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             daemon=True,
         )
         thread.start()
+        sealing = threading.Thread(target=sealer.run_forever, args=(stop,), name="sealer", daemon=True)
+        sealing.start()
         yield
         stop.set()
         thread.join(timeout=5)
+        sealing.join(timeout=5)
         engine.dispose()
 
     app = FastAPI(title="Oblivio", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -67,9 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
     app.state.schema_head = head_revision()
-    app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
+    app.state.signer = signer
+    app.state.sealer = sealer
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
-    for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
+    for module in (requests, audit, translog, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))

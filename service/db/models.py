@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, UTCDateTime, utcnow
@@ -210,18 +212,43 @@ class ApiKey(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each row's hash covers the previous row's hash (service.audit.chain)."""
+    """Append-only. A request's transaction inserts its events unsealed (leaf_index NULL, no lock);
+    the sealer (service.audit.sealer) gives each a leaf index of the Merkle tree, once. Events from
+    before the tree kept their hash chain (prev_hash, hash) and are the tree's first leaves."""
 
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(256))
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(256), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+
+class AuditTreeNode(Base):
+    """The Merkle tree's perfect subtrees: level 0 are the leaf hashes; (level, idx) covers leaves
+    [idx * 2^level, (idx + 1) * 2^level). Every proof is read from here in one query."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint (C2SP signed note) of the tree at one size."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditReport(Base):
