@@ -140,10 +140,17 @@ class Sealer:
                     return total
 
     def release(self) -> None:
-        if self._leader is not None:
-            try:  # a pooled connection would keep the session-level lock: really close it
-                self._leader.invalidate()
-                self._leader.close()
-            except Exception:
-                log.exception("closing the sealer's connection")
-            self._leader = None
+        """Give up leadership: unlock, and if that fails close the connection for good (never back to the pool
+        holding the lock)."""
+        if self._leader is None:
+            return
+        connection, self._leader = self._leader, None
+        try:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SEAL_KEY})
+            connection.commit()
+            connection.close()
+        except Exception:
+            log.warning("could not unlock the sealer's connection; closing it", exc_info=True)
+            connection.invalidate()
+            connection.close()
