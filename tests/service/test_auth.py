@@ -24,6 +24,11 @@ MATRIX = [
     ("GET", "/unlearn-requests/{request_id}/receipt", READERS),
     ("GET", "/audit-events", {Role.auditor}),
     ("GET", "/audit-events/verify", {Role.auditor}),
+    ("GET", "/audit/checkpoints/latest", set(Role)),
+    ("GET", "/audit/checkpoints/{size}", set(Role)),
+    ("GET", "/audit/proofs/inclusion", set(Role)),
+    ("GET", "/audit/proofs/consistency", set(Role)),
+    ("GET", "/audit/export", {Role.auditor}),
     ("GET", "/jobs/{job_id}", READERS),
     ("GET", "/jobs/{job_id}/attestations", READERS),
     ("POST", "/models", set()),
@@ -47,7 +52,7 @@ ANONYMOUS = ({}, {"Authorization": "Bearer obl_nope_nope"}, {"X-API-Key": "wrong
 
 def concrete(path: str) -> str:
     name = "train" if path.startswith("/datasets") else "m"
-    for param, value in {"request_id": RID, "job_id": RID, "name": name, "ref": "1", "key_id": "999999"}.items():
+    for param, value in {"request_id": RID, "job_id": RID, "name": name, "ref": "1", "key_id": "999999", "size": "1"}.items():
         path = path.replace("{" + param + "}", value)
     return path
 
