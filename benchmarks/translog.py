@@ -1,0 +1,135 @@
+"""Transparency-log costs on Postgres: appending (no lock), sealing throughput, proof sizes and times, verification.
+
+    python -m benchmarks.translog [--events 100000] [--writers 8]
+
+Creates its own database (dropped at the end), appends events from several threads in small
+transactions as requests do (one multi-row INSERT each, no lock), seals them with `seal_pending`
+(the sealer's one pass: number, hash, store nodes, sign a checkpoint) in batches, then measures
+inclusion and consistency proofs served from the stored nodes and a full re-derivation of the tree.
+Writes benchmarks/results/translog.json.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+from benchmarks.common import _cpu_model, write_result
+from service.audit import logstore
+from service.audit.chain import record
+from service.audit.sealer import seal_pending
+from service.audit.signing import Signer
+from service.config import Settings
+from service.db.migrate import upgrade
+
+ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--per-transaction", type=int, default=3, help="events per request transaction")
+    parser.add_argument("--batch", type=int, default=5000, help="events per sealing pass")
+    args = parser.parse_args()
+    name = f"oblivio_bench_translog_{os.getpid()}"
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    engine = create_engine(url, pool_size=args.writers + 2)
+    try:
+        result = run(url, engine, args)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    path = write_result("translog", result)
+    print(path.read_text())
+
+
+def run(url: str, engine, args) -> dict:
+    home = f"/tmp/oblivio-bench-translog-{os.getpid()}"
+    upgrade(Settings(database_url=url, home=home))
+    signer = Signer.from_file(Settings(home=home).home / "bench-key.pem", create=True)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    per_writer = args.events // args.writers // args.per_transaction
+
+    def writer(w: int) -> None:
+        for t in range(per_writer):
+            with sessions() as session:
+                for e in range(args.per_transaction):
+                    record(session, actor=f"key:{w}:officer", action="request.received", subject=f"request:{w}-{t}",
+                           data={"samples": 3, "classes": [], "n": e})  # fmt: skip
+                session.commit()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    append_seconds = time.perf_counter() - started
+    appended = per_writer * args.writers * args.per_transaction
+
+    passes, started = [], time.perf_counter()
+    with sessions() as session:
+        while True:
+            t0 = time.perf_counter()
+            sealed = seal_pending(session, signer, batch=args.batch)
+            session.commit()
+            passes.append(time.perf_counter() - t0)
+            if sealed.sealed < args.batch:
+                break
+    seal_seconds = time.perf_counter() - started
+    size = sealed.size
+
+    with sessions() as session:
+        checkpoints = [c for c in session.execute(text("SELECT size FROM audit_checkpoints ORDER BY size")).scalars()]
+        inclusion_times, inclusion_lengths = [], []
+        for index in range(0, size, max(1, size // 200)):
+            t0 = time.perf_counter()
+            proof = logstore.inclusion_proof(session, index, size)
+            inclusion_times.append(time.perf_counter() - t0)
+            inclusion_lengths.append(len(proof))
+        consistency_times, consistency_lengths = [], []
+        for first in checkpoints[:-1]:
+            t0 = time.perf_counter()
+            proof = logstore.consistency_proof(session, first, size)
+            consistency_times.append(time.perf_counter() - t0)
+            consistency_lengths.append(len(proof))
+        t0 = time.perf_counter()
+        check = logstore.verify_tree(session, signer.public_key)
+        verify_seconds = time.perf_counter() - t0
+    assert check.ok and check.size == size, check
+    return {
+        "machine": {"cpu": _cpu_model(), "cpus_available": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
+        "database": "PostgreSQL on 127.0.0.1, one fresh database",
+        "events": size,
+        "append": {"writers": args.writers, "events_per_transaction": args.per_transaction, "events": appended,
+                   "seconds": round(append_seconds, 2), "events_per_second": round(appended / append_seconds),
+                   "transactions_per_second": round(appended / args.per_transaction / append_seconds)},  # fmt: skip
+        "seal": {"batch": args.batch, "passes": len(passes), "seconds": round(seal_seconds, 2),
+                 "events_per_second": round(size / seal_seconds),
+                 "median_pass_seconds": round(statistics.median(passes), 3), "checkpoints": len(checkpoints)},  # fmt: skip
+        "inclusion_proof": {"tree_size": size, "proofs": len(inclusion_lengths), "hashes_max": max(inclusion_lengths),
+                            "bytes_max": 32 * max(inclusion_lengths),
+                            "median_ms": round(1000 * statistics.median(inclusion_times), 2),
+                            "p99_ms": round(1000 * sorted(inclusion_times)[int(0.99 * (len(inclusion_times) - 1))], 2)},
+        "consistency_proof": {"proofs": len(consistency_lengths), "hashes_max": max(consistency_lengths, default=0),
+                              "bytes_max": 32 * max(consistency_lengths, default=0),
+                              "median_ms": round(1000 * statistics.median(consistency_times), 2) if consistency_times else None},
+        "verify_tree": {"seconds": round(verify_seconds, 2), "events_per_second": round(size / verify_seconds)},
+        "measured_at_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+if __name__ == "__main__":
+    main()
