@@ -20,7 +20,7 @@ async def db_slot(request: Request) -> AsyncIterator[None]:
     """Admission to the database, awaited on the event loop (no thread is held while waiting).
 
     A transaction's commit runs in a pool thread after the handler returned. If every pool thread
-    were blocked inside other transactions (on the audit chain's lock, or on a free connection),
+    were blocked inside other transactions (on a row lock, or on a free connection),
     that commit could never run: bounding the transactions in flight below the thread count makes
     that deadlock impossible and turns overload into queueing.
     """

@@ -8,7 +8,9 @@ transactions can each hold what the other waits for:
     3. request rows             (a request of a job only while holding that job's row; a request
                                  not yet in a job, pending approval, is locked alone)
     4. anything else: samples, versions, reports, outbox rows
-    5. the audit chain's advisory lock, taken at commit after the final flush (service.audit.chain)
+
+Audit events take no lock at all: they are inserted unsealed at commit (service.audit.chain) and
+numbered later by the one sealer (service.audit.sealer), whose advisory lock no request takes.
 
 A path that does not need a level skips it; none goes back up to levels 1-2. (Because every
 locker of a job's requests holds the job row first, the job's holder may touch levels 3 and 4 in
