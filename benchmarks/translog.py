@@ -23,12 +23,13 @@ from sqlalchemy.orm import sessionmaker
 from benchmarks.common import _cpu_model, write_result
 from service.audit import logstore
 from service.audit.chain import record
-from service.audit.sealer import seal_pending
+from service.audit.sealer import Sealer, seal_pending
 from service.audit.signing import Signer
 from service.config import Settings
 from service.db.migrate import upgrade
 
-ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ADMIN = os.environ.get("OBLIVIO_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres").replace(
+    "postgresql://", "postgresql+psycopg://")
 
 
 def main() -> None:
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--per-transaction", type=int, default=3, help="events per request transaction")
     parser.add_argument("--batch", type=int, default=5000, help="events per sealing pass")
+    parser.add_argument("--lag-seconds", type=float, default=10.0, help="how long writers load the sealer loop")
     args = parser.parse_args()
     name = f"oblivio_bench_translog_{os.getpid()}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
@@ -108,6 +110,7 @@ def run(url: str, engine, args) -> dict:
         check = logstore.verify_tree(session, signer.public_key)
         verify_seconds = time.perf_counter() - t0
     assert check.ok and check.size == size, check
+    lag = seal_lag(engine, sessions, signer, args)
     return {
         "machine": {"cpu": _cpu_model(), "cpus_available": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
@@ -127,8 +130,61 @@ def run(url: str, engine, args) -> dict:
                               "bytes_max": 32 * max(consistency_lengths, default=0),
                               "median_ms": round(1000 * statistics.median(consistency_times), 2) if consistency_times else None},
         "verify_tree": {"seconds": round(verify_seconds, 2), "events_per_second": round(size / verify_seconds)},
+        "seal_lag_under_load": lag,
         "measured_at_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def seal_lag(engine, sessions, signer, args) -> dict:
+    """Writers append at full speed for `--lag-seconds` while the API's Sealer loop runs every second:
+    how long after its commit is each event covered by a signed checkpoint?"""
+    commits: dict[str, float] = {}
+    stop = threading.Event()
+    sealer = Sealer(engine, signer, origin="bench/log", interval=1.0, batch=args.batch)
+    sealed_at: list[tuple[float, int]] = []
+
+    def writer(w: int) -> None:
+        t = 0
+        while not stop.is_set():
+            subject = f"lag:{w}-{t}"
+            with sessions() as session:
+                for e in range(args.per_transaction):
+                    record(session, actor="bench", action="request.received", subject=subject, data={"n": e})
+                session.commit()
+            commits[subject] = time.perf_counter()
+            t += 1
+
+    def seal_loop() -> None:
+        while not stop.wait(sealer.interval):
+            sealer.run_once()
+            with sessions() as session:
+                sealed_at.append((time.perf_counter(), session.scalar(text("SELECT max(size) FROM audit_checkpoints"))))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
+    looper = threading.Thread(target=seal_loop)
+    for thread in [*threads, looper]:
+        thread.start()
+    time.sleep(args.lag_seconds)
+    for thread in threads:
+        stop.set()
+        thread.join()
+    time.sleep(0)
+    looper.join()
+    sealer.run_once()
+    sealed_at.append((time.perf_counter(), None))
+    sealer.release()
+    with sessions() as session:
+        rows = session.execute(text("SELECT subject, max(leaf_index) FROM audit_events WHERE subject LIKE 'lag:%' "
+                                    "GROUP BY subject")).all()  # fmt: skip
+    lags = []
+    for subject, index in rows:
+        covered = next(t for t, size in sealed_at if size is None or size > index)
+        lags.append(covered - commits[subject])
+    lags.sort()
+    return {"seconds": args.lag_seconds, "seal_interval_seconds": 1.0, "transactions": len(lags),
+            "events_per_second": round(len(lags) * args.per_transaction / args.lag_seconds),
+            "lag_p50_s": round(lags[len(lags) // 2], 2), "lag_p99_s": round(lags[int(0.99 * (len(lags) - 1))], 2),
+            "lag_max_s": round(lags[-1], 2)}  # fmt: skip
 
 
 if __name__ == "__main__":

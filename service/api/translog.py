@@ -4,7 +4,7 @@ import json
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -64,7 +64,7 @@ def latest(_: AnyRole, session: SessionDep, settings: SettingsDep, signer: Signe
 
 
 @router.get("/audit/checkpoints/{size}", response_model=CheckpointView)
-def by_size(size: int, _: AnyRole, session: SessionDep, settings: SettingsDep, signer: SignerDep) -> CheckpointView:
+def by_size(size: Annotated[int, Path(ge=1, le=MAX)], _: AnyRole, session: SessionDep, settings: SettingsDep, signer: SignerDep) -> CheckpointView:
     """The checkpoint signed at this tree size (404 if none was)."""
     return _view(_checkpoint(session, size), settings, signer)
 

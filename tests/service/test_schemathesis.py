@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.audit.sealer import seal_pending
 from service.db.enums import Role
 from service.db.models import ApiKey
 
@@ -48,7 +49,10 @@ def real_ids(api) -> dict[str, list[str]]:
     pending = api.client.post("/unlearn-requests", json={"model": "m", "classes": ["dog"]}, headers=officer).json()
     api.client.app.state.settings.require_approval = False
     spare = api.client.post("/api-keys", json={"name": "spare", "role": "auditor"}, headers=api.as_(Role.admin)).json()
+    size = seal_pending(api.session, api.client.app.state.signer).size  # a signed checkpoint to ask proofs of
+    api.session.commit()
     return {
+        "size": [str(size)],
         "request_id": [queued["id"], pending["id"]],
         "job_id": [queued["job"]["id"]],
         "ref": ["1", "current"],
