@@ -52,6 +52,8 @@ def upgrade() -> None:
         batch.alter_column('prev_hash', existing_type=sa.String(64), nullable=True)
         batch.alter_column('hash', existing_type=sa.String(64), nullable=True)
         batch.create_unique_constraint(op.f('uq_audit_events_leaf_index'), ['leaf_index'])
+    op.create_index('ix_audit_events_unsealed', 'audit_events', ['id'], unique=False,
+                    postgresql_where=sa.text('leaf_index IS NULL'), sqlite_where=sa.text('leaf_index IS NULL'))
     if postgres:
         op.execute("CREATE SEQUENCE audit_events_id_seq OWNED BY audit_events.id")
         op.execute("SELECT setval('audit_events_id_seq', COALESCE((SELECT max(id) FROM audit_events), 0) + 1, false)")
@@ -112,6 +114,7 @@ def downgrade() -> None:
         op.execute("DROP SEQUENCE audit_events_id_seq")
     op.drop_table('audit_checkpoints')
     op.drop_table('audit_tree_nodes')
+    op.drop_index('ix_audit_events_unsealed', table_name='audit_events')
     with op.batch_alter_table('audit_events') as batch:
         batch.drop_constraint(op.f('uq_audit_events_leaf_index'), type_='unique')
         batch.drop_column('leaf_index')

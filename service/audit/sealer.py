@@ -41,6 +41,10 @@ log = logging.getLogger("oblivio.sealer")
 
 SEAL_KEY = 0x0B11_5EA1
 DEFAULT_ORIGIN = "oblivio.local/audit-log"
+_NUMBER = text("UPDATE audit_events AS e SET leaf_index = u.leaf_index FROM unnest(CAST(:ids AS bigint[]), "
+               "CAST(:indexes AS bigint[])) AS u(id, leaf_index) WHERE e.id = u.id")
+_NODES = text("INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest(CAST(:levels AS smallint[]), "
+              "CAST(:idxs AS bigint[]), CAST(:hashes AS varchar[]))")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ def seal_pending(session: Session, signer: Signer, *, origin: str = DEFAULT_ORIG
                       data=row.data, prev_hash=row.prev_hash, hash=row.hash)  # fmt: skip
         nodes += [{"level": lv, "idx": ix, "hash": h.hex()} for lv, ix, h in tree.append(entry_leaf_hash(value))]
         updates.append({"id": row.id, "leaf_index": index})
-    if updates:
+    if updates and session.get_bind().dialect.name == "postgresql":  # two statements, not one per row
+        session.execute(_NUMBER, {"ids": [u["id"] for u in updates], "indexes": [u["leaf_index"] for u in updates]})
+        session.execute(_NODES, {"levels": [n["level"] for n in nodes], "idxs": [n["idx"] for n in nodes],
+                                 "hashes": [n["hash"] for n in nodes]})  # fmt: skip
+    elif updates:
         session.execute(update(AuditEvent), updates)
         session.execute(insert(AuditTreeNode), nodes)
     signed = None

@@ -217,6 +217,10 @@ class AuditEvent(Base):
     before the tree kept their hash chain (prev_hash, hash) and are the tree's first leaves."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (  # the sealer's queue: only unsealed rows, so a pass never scans the sealed log
+        Index("ix_audit_events_unsealed", "id", postgresql_where=text("leaf_index IS NULL"),
+              sqlite_where=text("leaf_index IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
