@@ -324,3 +324,17 @@ def test_migration_seals_the_chain_and_one_leader_seals_whatever_commits_in_what
         leader.release()
         other.release()
         engine.dispose()
+
+
+def test_the_demo_prints_its_requests_inclusion_proofs_as_verified(api, tmp_path, capsys):
+    from worker.demo import _audit_proofs
+
+    first, _ = run_coalesced_job(api)
+    seal(api)
+    key = tmp_path / "key.pem"
+    key.write_text(api.client.get("/signing-key").text)
+    api.client.headers.update(api.as_(Role.admin))
+    _audit_proofs(api.client, first["id"], tmp_path, key)
+    out = capsys.readouterr().out
+    assert f"events of request {first['id'][:8]} included in checkpoint size" in out and "(verified)" in out, out
+    assert json.loads((tmp_path / f"{first['id']}.receipt.json").read_text())["transparency_log"]["events"]
