@@ -10,6 +10,7 @@ Writes benchmarks/results/translog.json.
 """
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -110,7 +111,7 @@ def run(url: str, engine, args) -> dict:
         check = logstore.verify_tree(session, signer.public_key)
         verify_seconds = time.perf_counter() - t0
     assert check.ok and check.size == size, check
-    lag = seal_lag(engine, sessions, signer, args)
+    lag = seal_lag(url, engine, sessions, signer, args)
     return {
         "machine": {"cpu": _cpu_model(), "cpus_available": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
@@ -135,54 +136,63 @@ def run(url: str, engine, args) -> dict:
     }
 
 
-def seal_lag(engine, sessions, signer, args) -> dict:
-    """Writers append at full speed for `--lag-seconds` while the API's Sealer loop runs every second:
-    how long after its commit is each event covered by a signed checkpoint?"""
-    commits: dict[str, float] = {}
-    stop = threading.Event()
-    sealer = Sealer(engine, signer, origin="bench/log", interval=1.0, batch=args.batch)
-    sealed_at: list[tuple[float, int]] = []
+def _lag_writer(url: str, w: int, seconds: float, per_transaction: int, out) -> None:
+    """One writer process (as an API worker process would be): small transactions at full speed."""
+    engine = create_engine(url, pool_size=1)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    commits, t, deadline = {}, 0, time.time() + seconds
+    while time.time() < deadline:
+        subject = f"lag:{w}-{t}"
+        with sessions() as session:
+            for e in range(per_transaction):
+                record(session, actor="bench", action="request.received", subject=subject, data={"n": e})
+            session.commit()
+        commits[subject] = time.time()
+        t += 1
+    engine.dispose()
+    out.put(commits)
 
-    def writer(w: int) -> None:
-        t = 0
-        while not stop.is_set():
-            subject = f"lag:{w}-{t}"
-            with sessions() as session:
-                for e in range(args.per_transaction):
-                    record(session, actor="bench", action="request.received", subject=subject, data={"n": e})
-                session.commit()
-            commits[subject] = time.perf_counter()
-            t += 1
+
+def seal_lag(url: str, engine, sessions, signer, args) -> dict:
+    """Writer processes append at full speed for `--lag-seconds` while the API's Sealer loop runs in this
+    process with its 1 s cadence: how long after its commit is each event in a signed checkpoint?"""
+    sealer = Sealer(engine, signer, origin="bench/log", interval=1.0, batch=args.batch)
+    sealed_at: list[tuple[float, int | None]] = []
+    stop = threading.Event()
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    writers = [context.Process(target=_lag_writer, args=(url, w, args.lag_seconds, args.per_transaction, out))
+               for w in range(args.writers)]  # fmt: skip
 
     def seal_loop() -> None:
-        while not stop.wait(sealer.interval):
+        next_pass = time.monotonic() + sealer.interval
+        while not stop.wait(max(0.0, next_pass - time.monotonic())):
+            next_pass = time.monotonic() + sealer.interval
             sealer.run_once()
             with sessions() as session:
-                sealed_at.append((time.perf_counter(), session.scalar(text("SELECT max(size) FROM audit_checkpoints"))))
+                sealed_at.append((time.time(), session.scalar(text("SELECT max(size) FROM audit_checkpoints"))))
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
+    for process in writers:
+        process.start()
     looper = threading.Thread(target=seal_loop)
-    for thread in [*threads, looper]:
-        thread.start()
-    time.sleep(args.lag_seconds)
-    for thread in threads:
-        stop.set()
-        thread.join()
-    time.sleep(0)
+    looper.start()
+    commits: dict[str, float] = {}
+    for _ in writers:
+        commits.update(out.get())
+    for process in writers:
+        process.join()
+    stop.set()
     looper.join()
     sealer.run_once()
-    sealed_at.append((time.perf_counter(), None))
+    sealed_at.append((time.time(), None))
     sealer.release()
     with sessions() as session:
         rows = session.execute(text("SELECT subject, max(leaf_index) FROM audit_events WHERE subject LIKE 'lag:%' "
                                     "GROUP BY subject")).all()  # fmt: skip
-    lags = []
-    for subject, index in rows:
-        covered = next(t for t, size in sealed_at if size is None or size > index)
-        lags.append(covered - commits[subject])
-    lags.sort()
-    return {"seconds": args.lag_seconds, "seal_interval_seconds": 1.0, "transactions": len(lags),
-            "events_per_second": round(len(lags) * args.per_transaction / args.lag_seconds),
+    lags = sorted(next(t for t, size in sealed_at if size is None or size > index) - commits[subject]
+                  for subject, index in rows)  # fmt: skip
+    return {"seconds": args.lag_seconds, "writer_processes": args.writers, "seal_interval_seconds": 1.0,
+            "transactions": len(lags), "events_per_second": round(len(lags) * args.per_transaction / args.lag_seconds),
             "lag_p50_s": round(lags[len(lags) // 2], 2), "lag_p99_s": round(lags[int(0.99 * (len(lags) - 1))], 2),
             "lag_max_s": round(lags[-1], 2)}  # fmt: skip
 

@@ -25,6 +25,7 @@ checkpoint covers an event about `interval` seconds after its commit, or after `
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, insert, select, text, tuple_, update
@@ -115,7 +116,9 @@ class Sealer:
         self._leader = None  # the connection holding the session-level advisory lock
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval):
+        next_pass = time.monotonic() + self.interval
+        while not stop.wait(max(0.0, next_pass - time.monotonic())):
+            next_pass = time.monotonic() + self.interval  # a pass every interval, start to start
             try:
                 self.run_once()
             except Exception:  # the database went away, a deadlock…: release and try next interval
