@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.base import utcnow
 from service.db.enums import TERMINAL_REQUEST_STATUSES, FailureReason, JobStatus, RequestStatus, VersionStatus
-from service.db.models import Job, Model, ModelVersion, OutboxMessage, UnlearnRequest
+from service.db.models import AuditEvent, Job, Model, ModelVersion, OutboxMessage, UnlearnRequest
 
 SUBMISSION_ROUTE = ("POST", "/unlearn-requests")
 log = logging.getLogger("oblivio.metrics")
@@ -179,11 +179,13 @@ def _state_gauges(session: Session) -> Iterator[GaugeMetricFamily]:
 
     depth = GaugeMetricFamily(
         "oblivio_queue_depth",
-        "Work waiting: outbox = committed messages not yet handed to the broker, jobs = jobs queued for a worker.",
+        "Work waiting: outbox = committed messages not yet handed to the broker, jobs = jobs queued for a worker, "
+        "audit = committed audit events not yet sealed into the transparency log.",
         labels=["stage"],
     )
     depth.add_metric(["outbox"], session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))))
     depth.add_metric(["jobs"], session.scalar(select(func.count()).where(Job.status == JobStatus.queued)))
+    depth.add_metric(["audit"], session.scalar(select(func.count()).where(AuditEvent.leaf_index.is_(None))))
     yield depth
 
     versions = GaugeMetricFamily(
