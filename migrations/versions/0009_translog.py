@@ -2,7 +2,7 @@
 
 audit_events gets a database-assigned id (the old seq, then a sequence) and a leaf_index that the
 sealer sets once; prev_hash/hash stay for the events written before, which become the tree's first
-leaves in seq order (leaf index = seq - 1), their chain fields inside their entries. Their tree nodes
+leaves in seq order (leaf index = position in seq order, seq - 1 for an intact chain), their chain fields inside their entries. Their tree nodes
 are written here; the sealer signs the first checkpoint over them when the API starts. On Postgres
 the append-only trigger now lets exactly one update through: leaf_index from NULL to a value, every
 other column unchanged. Downgrade is refused once events exist that the chain cannot hold (written
@@ -85,17 +85,23 @@ def upgrade() -> None:
 def _seal_chained_events(bind) -> None:
     """The chained events, in seq order, become leaves 0..n-1; their tree nodes are written here."""
     tree, nodes = merkle.CompactRange(), []
+    insert = sa.text("INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (:level, :idx, :hash)")
     rows = bind.execute(sa.text("SELECT id, at, actor, action, subject, data, prev_hash, hash FROM audit_events ORDER BY id"))
-    for row in rows:
+    for row in rows.fetchall():
         at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at)
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         data = row.data if isinstance(row.data, dict) else json.loads(row.data)
         value = entry(index=tree.size, at=at.isoformat(), actor=row.actor, action=row.action, subject=row.subject,
                       data=data, prev_hash=row.prev_hash, hash=row.hash)
         nodes += [{"level": lv, "idx": ix, "hash": h.hex()} for lv, ix, h in tree.append(entry_leaf_hash(value))]
+        if len(nodes) >= 10_000:
+            bind.execute(insert, nodes)
+            nodes = []
+    if nodes:
+        bind.execute(insert, nodes)
     if tree.size:
-        bind.execute(sa.text("UPDATE audit_events SET leaf_index = id - 1"))
-        bind.execute(sa.text("INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (:level, :idx, :hash)"), nodes)
+        bind.execute(sa.text("UPDATE audit_events SET leaf_index = r.position - 1 FROM (SELECT id, row_number() OVER "
+                             "(ORDER BY id) AS position FROM audit_events) AS r WHERE audit_events.id = r.id"))
 
 
 def downgrade() -> None:

@@ -338,3 +338,33 @@ def test_the_demo_prints_its_requests_inclusion_proofs_as_verified(api, tmp_path
     out = capsys.readouterr().out
     assert f"events of request {first['id'][:8]} included in checkpoint size" in out and "(verified)" in out, out
     assert json.loads((tmp_path / f"{first['id']}.receipt.json").read_text())["transparency_log"]["events"]
+
+
+def test_embedded_sqlite_migrates_the_chain_and_seals(tmp_path):
+    settings = Settings(home=tmp_path)
+    upgrade(settings, "0008_validation_progress")
+    engine = create_engine(settings.database_url)
+    prev, rows = "0" * 64, []
+    for seq in (1, 2):
+        rows.append(_chained(seq, prev, "2026-11-01T10:00:00+00:00"))
+        prev = rows[-1]["hash"]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_events (seq, at, actor, action, subject, data, prev_hash, hash) VALUES "
+                          "(:seq, '2026-11-01 10:00:00.000000', :actor, :action, :subject, :data, :prev_hash, :hash)"),
+                     [{**r, "data": json.dumps(r["data"])} for r in rows])  # fmt: skip
+    upgrade(settings)
+    signer = Signer.from_file(tmp_path / "k.pem", create=True)
+    sealer = Sealer(engine, signer, origin="test/log", interval=3600, batch=10)
+    with Session(engine) as session:
+        record(session, actor="t", action="new", subject="s")
+        session.commit()
+    assert sealer.run_once() == 1
+    from service.audit.logstore import verify_tree
+
+    with Session(engine) as session:
+        check = verify_tree(session, signer.public_key)
+        assert check.ok and check.size == 3 and check.checkpoints == 1, check
+        session.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE leaf_index = 1"))  # no triggers on SQLite
+        session.commit()
+        assert verify_tree(session, signer.public_key).first_bad_index == 1
+    engine.dispose()
