@@ -368,3 +368,18 @@ def test_embedded_sqlite_migrates_the_chain_and_seals(tmp_path):
         session.commit()
         assert verify_tree(session, signer.public_key).first_bad_index == 1
     engine.dispose()
+
+
+def test_inclusion_proofs_verify_with_sigstores_independent_rfc6962_code():
+    """Interop: the audit paths we serve check out with sigstore-python's own RFC 6962 verifier (installed
+    with model-signing). (Checkpoints were checked once with Go's golang.org/x/mod/sumdb/note: see README.)"""
+    from sigstore._internal.merkle import _chain_border_right, _chain_inner, _decomp_inclusion_proof
+
+    leaves = [merkle.leaf_hash(f"entry {i}".encode()) for i in range(23)]
+    for size in (1, 2, 5, 16, 23):
+        _, nodes = build(leaves[:size])
+        root = naive_root(leaves[:size])
+        for index in range(size):
+            proof = merkle.assemble(merkle.inclusion_ranges(index, size), nodes)
+            inner, _border = _decomp_inclusion_proof(index, size)
+            assert _chain_border_right(_chain_inner(leaves[index], proof[:inner], index), proof[inner:]) == root
