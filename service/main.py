@@ -22,6 +22,7 @@ from service.logs import RequestContextMiddleware
 from service.metrics import ApiMetrics, HttpMetricsMiddleware
 from service.queue import Dispatcher, make_producer
 from service.storage import make_store
+from service.web import mount_dashboard
 
 log = logging.getLogger("oblivio.api")
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
     for module in (requests, deadlines, audit, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
+    mount_dashboard(app)  # the compliance dashboard under /ui (service/web)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
