@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install services data clean
+.PHONY: demo test install services data browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ demo: install data
 services:
 	@bash scripts/ensure-services.sh
 
-test: install data services
+browser:
+	@bash scripts/ensure-browser.sh
+
+test: install data services browser
 	$(PY) -m pytest -q
 
 clean:
