@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# make demo DEMO_ARGS=--keep-running: API, worker and dashboard stay up at the end
+DEMO_ARGS ?=
 
 .PHONY: demo test install services data browser clean
 
@@ -19,7 +21,7 @@ data:
 	@bash scripts/ensure-dataset.sh
 
 demo: install data
-	$(VENV)/bin/oblivio demo
+	$(VENV)/bin/oblivio demo $(DEMO_ARGS)
 
 services:
 	@bash scripts/ensure-services.sh

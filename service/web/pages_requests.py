@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
@@ -17,14 +17,11 @@ from service.audit.render import render_html
 from service.cli.progress import duration, progress_of
 from service.db.base import utcnow
 from service.db.enums import RequestStatus
-from service.db.models import AuditEvent, Model, UnlearnRequest
+from service.db.models import AuditEvent, Model, RequestSample, UnlearnRequest
 from service.domain.auth import actor_of, require_role
-from service.domain.deadlines import DUE_SOON_DAYS, urgency
+from service.domain.deadlines import DUE_SOON_DAYS, extend_request, urgency
 from service.domain.reports import receipt_for_request, report_for_request, signed_document
-from service.domain.requests import (
-    approve_request, cancel_request, get_request, reject_request, submit_request,
-)
-from service.domain.deadlines import extend_request
+from service.domain.requests import approve_request, cancel_request, get_request, reject_request, submit_request
 from service.errors import NotFound, ServiceError
 from service.schemas.common import UtcBound
 from service.schemas.requests import RequestCreate
@@ -45,8 +42,6 @@ def _row(request: UnlearnRequest, now: datetime) -> dict[str, Any]:
 def _by_due(session, *, status: RequestStatus | None, model: str | None, due_before: datetime | None,
             only: set[RequestStatus] | None = None) -> list[UnlearnRequest]:
     """Requests soonest due first (the API lists newest first, keyset-paginated; a page wants deadlines)."""
-    from service.db.models import RequestSample
-
     query = select(UnlearnRequest).options(
         joinedload(UnlearnRequest.model), joinedload(UnlearnRequest.job),
         joinedload(UnlearnRequest.samples).joinedload(RequestSample.sample),
@@ -92,8 +87,6 @@ def _filters(status: str | None, due_before: str | None) -> tuple[RequestStatus 
             problems.append(f"unknown status {status!r}")
     if due_before:
         try:
-            from pydantic import TypeAdapter
-
             bound = TypeAdapter(UtcBound).validate_python(due_before)
         except ValidationError:
             problems.append("'due before' must be a date such as 2026-07-01")

@@ -9,20 +9,23 @@ pages. With OBLIVIO_SCREENSHOTS=<folder> the main pages are saved there (docs/sc
 
 import os
 import shutil
-import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from service.db.enums import Role
+from service.db.models import UnlearnRequest
+from service.db.session import make_engine, make_sessionmaker
 from tests.e2e.stack import launch
-from tests.e2e.test_end_to_end import DEFAULTS, register_demo_data
+from tests.e2e.test_end_to_end import register_demo_data
 
 pytestmark = pytest.mark.integration
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -74,7 +77,8 @@ class Pages:
 
     def wait(self, condition, timeout: float = 30):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition)
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.2,  # live.js swaps nodes under our feet
+                                 ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
         except TimeoutException:
             raise AssertionError(f"timed out on {self.driver.current_url}:\n{self.text('body')[:3000]}\n"
                                  f"{self.stack.log_tail()}") from None
@@ -107,7 +111,6 @@ def test_file_approve_watch_report_and_verify_in_the_browser(pages, stack):
     assert "left" in pages.text(".due")  # days left shown
     pages.go("/ui/requests")
     assert "dsr-2026-0042" in pages.text("#requests")
-    pages.shot("requests")
 
     pages.sign_in(Role.reviewer)
     pages.go("/ui/review")
@@ -126,6 +129,7 @@ def test_file_approve_watch_report_and_verify_in_the_browser(pages, stack):
         return "completed" in state and "Outcome" in pages.text("#receipt-h + table, #receipt")
 
     pages.wait(finished, timeout=180)
+    assert seen - {"completed"}, seen  # it was seen in flight, then followed to the end
     assert pages.text("#receipt").startswith("Outcome published"), stack.log_tail()
     assert "request.approved" in pages.text("#history") and "report.signed" in pages.text("#history")
     pages.shot("request")
@@ -144,6 +148,48 @@ def test_file_approve_watch_report_and_verify_in_the_browser(pages, stack):
     pages.go("/ui/models/tiny")
     assert "v2" in pages.text("#versions") and "superseded" in pages.text("#versions")
     pages.shot("models")
+
+
+def test_deadlines_are_highlighted_readable_and_reachable_by_keyboard(pages, stack):
+    officer = stack.client(Role.officer)
+    soon = (datetime.now(UTC) + timedelta(days=3, hours=1)).isoformat()
+    ids = [officer.post("/unlearn-requests", json={"model": "tiny", "samples": [key], "external_id": ref, **extra}).json()["id"]
+           for key, ref, extra in (("tr-square-001", "dsr-soon", {"due_at": soon}), ("tr-stripe-001", "dsr-late", {}))]
+    with make_sessionmaker(make_engine(stack.settings())).begin() as session:
+        session.get(UnlearnRequest, uuid.UUID(ids[1])).due_at = datetime.now(UTC) - timedelta(days=2, hours=1)
+    pages.sign_in(Role.auditor)
+    rows = [r.text for r in pages.driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")]
+    assert "overdue by 3 days" in rows[0]
+    assert "dsr-late" in rows[0] and "3 days left" in rows[1] and "dsr-soon" in rows[1]
+    pages.shot("requests")
+    contrast = pages.driver.execute_script(CONTRAST_JS, ["main p", "#requests td", ".due.overdue", ".due.soon", "main a",
+                                                         "header a", "button", "label"])
+    assert len(contrast) == 8 and all(ratio >= 4.5 for ratio in contrast.values()), contrast
+    body = pages.driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    focused = pages.driver.switch_to.active_element
+    assert focused.text == "Skip to content"
+    assert focused.value_of_css_property("outline-style") != "none"
+    focused.send_keys(Keys.ENTER)
+    assert pages.driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    unlabelled = pages.driver.execute_script(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(e => !document.querySelector(`label[for='${e.id}']`)).map(e => e.name)")
+    assert unlabelled == []
+
+
+# WCAG relative-luminance contrast of each selector's first element against its nearest opaque background.
+CONTRAST_JS = """
+const lum = c => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(v => { v /= 255;
+  return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const bg = e => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
+  const a = c.match(/[\\d.]+/g); if (a && (a.length < 4 || +a[3] > 0.5)) return c; } return 'rgb(255, 255, 255)'; };
+const out = {};
+for (const sel of arguments[0]) { const e = document.querySelector(sel); if (!e) continue;
+  const [l1, l2] = [lum(getComputedStyle(e).color), lum(bg(e))];
+  out[sel] = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05); }
+return out;
+"""
 
 
 def test_a_reviewer_cannot_reach_admin_pages(pages):
