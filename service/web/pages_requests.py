@@ -75,7 +75,7 @@ def requests_page(
     return render(request, "requests.html", rows=[_row(r, now) for r in rows], limit=LIST_LIMIT, problems=problems,
                   statuses=[s.value for s in RequestStatus], models=models, soon_days=DUE_SOON_DAYS,
                   filters={"status": status or "", "model": model or "", "due_before": due_before or ""},
-                  can_file=may(key, OFFICER))
+                  can_file=may(key, OFFICER), idempotency_key=uuid.uuid4().hex)
 
 
 def _filters(status: str | None, due_before: str | None) -> tuple[RequestStatus | None, datetime | None, list[str]]:
@@ -106,7 +106,10 @@ def file_request(
     classes: Annotated[str, Form()] = "",
     samples: Annotated[str, Form()] = "",
     external_id: Annotated[str, Form()] = "",
+    idempotency_key: Annotated[str | None, Form(max_length=64)] = None,
 ) -> Response:
+    """A form submitted twice (a double click, a reload) files one request: the form carries its own
+    Idempotency-Key."""
     check_csrf(request, csrf)
     require_role(key, OFFICER)
     body: dict[str, Any] = {"model": model.strip(), "classes": _items(classes), "samples": _items(samples)}
@@ -114,7 +117,8 @@ def file_request(
         body["external_id"] = external_id.strip()
     try:
         parsed = RequestCreate.model_validate(body)
-        filed, _ = submit_request(session, key=key, body=parsed, idempotency_key=None, settings=settings)
+        filed, _ = submit_request(session, key=key, body=parsed, settings=settings,
+                                  idempotency_key=f"ui:{idempotency_key}" if idempotency_key else None)
     except ValidationError as exc:
         return _refused(request, session, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
     except ServiceError as exc:
@@ -142,7 +146,7 @@ def _refused(request: Request, session, problems: list[str]) -> Response:
     models = list(session.scalars(select(Model.name).order_by(Model.name)))
     return render(request, "requests.html", 422, rows=[], limit=LIST_LIMIT, problems=problems, models=models,
                   statuses=[s.value for s in RequestStatus], soon_days=DUE_SOON_DAYS,
-                  filters={"status": "", "model": "", "due_before": ""}, can_file=True)
+                  filters={"status": "", "model": "", "due_before": ""}, can_file=True, idempotency_key=uuid.uuid4().hex)
 
 
 def _history(session, request: UnlearnRequest) -> list[AuditEvent]:

@@ -7,8 +7,10 @@ checked with service.domain.auth.require_role, so a page admits exactly the keys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -23,6 +25,7 @@ from service.web.session import csrf_ok, csrf_token, read_session, set_csrf_cook
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html templates
+templates.env.filters["when"] = lambda at: at.strftime("%Y-%m-%d %H:%M UTC") if at else "—"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -109,7 +112,11 @@ class WebRoute(APIRoute):
             try:
                 return await handler(request)
             except SignInRequired:
-                return redirect(f"/ui/sign-in?next={request.url.path}")
+                return redirect(f"/ui/sign-in?next={quote(request.url.path)}")
+            except RequestValidationError as exc:
+                problems = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors()]
+                return render(request, "error.html", 422, title="Not accepted",
+                              detail={"message": "The page could not use what was sent.", "items": problems[:20]})
             except BadCsrf:
                 return render(request, "error.html", 403, title="Form expired",
                               detail="The form's security token did not match; reload the page and try again.")

@@ -92,9 +92,12 @@ def test_filing_needs_the_csrf_token_and_the_list_shows_days_left_soonest_first(
     assert forged.status_code == 403 and count() == 0
     refused = api.client.post("/ui/requests", data={"model": "m", "classes": "unicorn", "csrf": csrf})
     assert refused.status_code == 422 and "unknown class" in refused.text and count() == 0
-    filed = api.client.post("/ui/requests", data={"model": "m", "classes": "cat", "samples": "tr-dog-000\ntr-dog-001",
-                                                  "external_id": "dsr-1", "csrf": csrf}, follow_redirects=False)
+    form = {"model": "m", "classes": "cat", "samples": "tr-dog-000\ntr-dog-001", "external_id": "dsr-1", "csrf": csrf,
+            "idempotency_key": re.search(r'name="idempotency_key" value="(\w+)"', refused.text).group(1)}
+    filed = api.client.post("/ui/requests", data=form, follow_redirects=False)
     assert filed.status_code == 303 and count() == 1
+    again = api.client.post("/ui/requests", data=form, follow_redirects=False)  # a double click files one request
+    assert again.headers["location"] == filed.headers["location"] and count() == 1
     first = filed.headers["location"].rsplit("/", 1)[1]
     second = api.client.post("/unlearn-requests", headers=api.as_(Role.officer),
                              json={"model": "m", "samples": ["tr-fox-000"], "external_id": "dsr-2"}).json()["id"]
@@ -112,6 +115,9 @@ def test_filing_needs_the_csrf_token_and_the_list_shows_days_left_soonest_first(
     assert re.findall(r">(dsr-\d)</a>", only_late) == ["dsr-2", "dsr-3"]
     assert ">dsr-1<" not in api.client.get("/ui/requests", params={"status": "cancelled"}).text
     assert "&#39;due before&#39; must be a date" in api.client.get("/ui/requests", params={"due_before": "soon"}).text
+    bad = api.client.get("/ui/requests/not-an-id")
+    assert bad.status_code == 422 and "text/html" in bad.headers["content-type"] and "Not accepted" in bad.text
+    assert api.client.get(f"/ui/requests/{uuid.uuid4()}").status_code == 404
     detail = api.client.get(f"/ui/requests/{first}").text
     assert "request.received" in detail and "request.queued" in detail  # status history from the audit log
     assert 'id="progress"' in detail and 'data-live="/ui/requests/' in detail
