@@ -176,3 +176,19 @@ def test_stored_markup_is_shown_escaped(api):
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in pages[1] and "&lt;img src=x onerror=alert(1)&gt;" in pages[2]
+
+
+def test_an_expired_or_forged_session_cookie_signs_nobody_in(api):
+    sign_in(api, Role.auditor)
+    assert api.client.get("/ui/audit").status_code == 200
+    settings = api.client.app.state.settings
+    settings.web_session_seconds, kept = -1, settings.web_session_seconds  # every cookie is now past its lifetime
+    try:
+        assert api.client.get("/ui/audit", follow_redirects=False).status_code == 303
+    finally:
+        settings.web_session_seconds = kept
+    token = api.client.cookies.get("oblivio_session")
+    for value, status in ((token[:-2] + ("AA" if not token.endswith("AA") else "BB"), 303), (token, 200)):
+        api.client.cookies.clear()
+        api.client.cookies.set("oblivio_session", value, path="/ui")
+        assert api.client.get("/ui/audit", follow_redirects=False).status_code == status
