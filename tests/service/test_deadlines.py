@@ -1,6 +1,7 @@
 """GDPR Art. 12(3) deadlines: due one month after receipt, extended once by up to two months with a
 reason (audit log, request view, receipt), overdue and soon-due requests counted in /metrics."""
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 
 from service.audit.receipt import verify_document
 from service.audit.signing import load_public_pem
+from service.cli.output import details
 from service.db.enums import Role
 from service.db.models import AuditEvent, UnlearnRequest
 from service.domain.deadlines import add_months, urgency
@@ -74,6 +76,7 @@ def test_one_extension_by_up_to_two_months_with_its_reason_in_view_and_audit_log
     assert view["extension"]["extended_by"].endswith(":officer")
     shown = api.client.get(f"/unlearn-requests/{filed['id']}", headers=api.as_(Role.auditor)).json()
     assert shown["due_at"] == view["due_at"] and shown["extension"] == view["extension"]
+    assert re.search(r"^extended\s+from .*: 4,000 samples <b>across</b> three models$", details(shown), re.MULTILINE)
 
     again = extend(api, filed["id"], Role.admin, months=1, reason="more")
     assert again.status_code == 409 and "one extension" in again.json()["detail"]
