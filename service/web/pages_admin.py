@@ -95,21 +95,26 @@ def audit_page(
     session: SessionDep,
     subject: Annotated[str, Query(max_length=256)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     require_role(key, AUDITOR)
-    return render(request, "audit.html", **_events(session, subject=subject, action=action, after=after), verdict=None)
+    return render(request, "audit.html", **_events(session, subject=subject, action=action, before=before), verdict=None)
 
 
-def _events(session, *, subject: str, action: str, after: int) -> dict[str, Any]:
-    query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq.desc()).limit(EVENT_LIMIT)
+def _events(session, *, subject: str, action: str, before: int | None) -> dict[str, Any]:
+    """Newest first, a page of EVENT_LIMIT at a time (`before`: the oldest # of the page seen)."""
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(EVENT_LIMIT)
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
     if subject:
         query = query.where(AuditEvent.subject == subject)
     if action:
         query = query.where(AuditEvent.action == action)
     actions = list(session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
-    return {"events": list(session.scalars(query)), "actions": actions, "limit": EVENT_LIMIT,
-            "filters": {"subject": subject, "action": action, "after": after or ""}}
+    events = list(session.scalars(query))
+    older = events[-1].seq if len(events) == EVENT_LIMIT else None
+    return {"events": events, "actions": actions, "limit": EVENT_LIMIT, "older": older,
+            "filters": {"subject": subject, "action": action, "before": before or ""}}
 
 
 @router.post("/audit/verify", response_class=HTMLResponse)
@@ -119,7 +124,7 @@ def audit_verify(request: Request, key: WebKey, session: SessionDep, csrf: Csrf 
     require_role(key, AUDITOR)
     result = audit_api.verify(key, session)
     verdict = result.model_dump(mode="json") if hasattr(result, "model_dump") else dict(result)
-    return render(request, "audit.html", **_events(session, subject="", action="", after=0), verdict=verdict)
+    return render(request, "audit.html", **_events(session, subject="", action="", before=None), verdict=verdict)
 
 
 @router.get("/keys", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from service.db.enums import Role
 from service.db.models import ApiKey, UnlearnRequest
+from service.web import pages_admin
 from tests.builders import make_key
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -147,12 +148,18 @@ def test_reviewer_approves_and_rejects_but_never_its_own_filing(api):
     assert api.client.post(f"/ui/requests/{ids[0]}/approve", data={"csrf": csrf}).status_code == 409
 
 
-def test_audit_verification_models_and_keys(api):
+def test_audit_verification_models_and_keys(api, monkeypatch):
     csrf = sign_in(api, Role.admin)
     verified = api.client.post("/ui/audit/verify", data={"csrf": csrf})
     assert verified.status_code == 200 and "Verified: the log is intact." in verified.text
     assert api.client.post("/ui/audit/verify", data={"csrf": "x"}).status_code == 403
     assert "api_key.created" in api.client.get("/ui/audit", params={"action": "api_key.created"}).text
+    monkeypatch.setattr(pages_admin, "EVENT_LIMIT", 3)
+    first = api.client.get("/ui/audit").text
+    seqs = [int(n) for n in re.findall(r'<tr><td class="num">(\d+)</td>', first)]
+    older = re.search(r'href="(/ui/audit\?[^"]+)">Older events', first).group(1).replace("&amp;", "&")
+    more = [int(n) for n in re.findall(r'<tr><td class="num">(\d+)</td>', api.client.get(older).text)]
+    assert len(seqs) == 3 and seqs == sorted(seqs, reverse=True) and more and max(more) < min(seqs)
     model = api.client.get("/ui/models/m").text
     digest = api.client.get("/models/m/versions", headers=api.as_(Role.admin)).json()[0]["checkpoint_digest"]
     assert digest in model and "current" in model
