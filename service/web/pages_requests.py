@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
 from service.api.deps import DispatcherDep, SessionDep, SettingsDep, SignerDep
@@ -34,28 +34,32 @@ LIST_LIMIT = 200
 Csrf = Annotated[str | None, Form()]
 
 
-def _row(request: UnlearnRequest, now: datetime) -> dict[str, Any]:
-    view = request_view(request)
-    return {"view": view, "urgency": urgency(due_at=request.due_at, open_=not request.status.is_terminal, now=now)}
+def _rows(session, requests: list[UnlearnRequest]) -> list[dict[str, Any]]:
+    """What a list shows of each request; its samples are counted, not loaded (a request may name 10,000)."""
+    counts = dict(session.execute(
+        select(RequestSample.request_id, func.count()).where(RequestSample.request_id.in_([r.id for r in requests]))
+        .group_by(RequestSample.request_id)
+    ).all()) if requests else {}
+    now = utcnow()
+    return [{
+        "id": r.id, "external_id": r.external_id, "model": r.model.name, "classes": r.classes,
+        "samples": counts.get(r.id, 0), "status": r.status.value, "received_at": r.received_at, "due_at": r.due_at,
+        "extended": r.extended_at is not None, "api_key_id": r.api_key_id,
+        "urgency": urgency(due_at=r.due_at, open_=not r.status.is_terminal, now=now),
+    } for r in requests]
 
 
-def _by_due(session, *, status: RequestStatus | None, model: str | None, due_before: datetime | None,
-            only: set[RequestStatus] | None = None) -> list[UnlearnRequest]:
+def _by_due(session, *, status: RequestStatus | None, model: str | None, due_before: datetime | None
+            ) -> list[UnlearnRequest]:
     """Requests soonest due first (the API lists newest first, keyset-paginated; a page wants deadlines)."""
-    query = select(UnlearnRequest).options(
-        joinedload(UnlearnRequest.model), joinedload(UnlearnRequest.job),
-        joinedload(UnlearnRequest.samples).joinedload(RequestSample.sample),
-    )
+    query = select(UnlearnRequest).options(joinedload(UnlearnRequest.model))
     if status is not None:
         query = query.where(UnlearnRequest.status == status)
-    if only:
-        query = query.where(UnlearnRequest.status.in_(only))
     if model:
         query = query.join(Model, Model.id == UnlearnRequest.model_id).where(Model.name == model)
     if due_before is not None:
         query = query.where(UnlearnRequest.due_at < due_before)
-    query = query.order_by(UnlearnRequest.due_at, UnlearnRequest.id).limit(LIST_LIMIT)
-    return list(session.scalars(query).unique())
+    return list(session.scalars(query.order_by(UnlearnRequest.due_at, UnlearnRequest.id).limit(LIST_LIMIT)))
 
 
 @router.get("/requests", response_class=HTMLResponse)
@@ -69,10 +73,9 @@ def requests_page(
 ) -> Response:
     require_role(key, READER)
     chosen, bound, problems = _filters(status, due_before)
-    rows = _by_due(session, status=chosen, model=model or None, due_before=bound)
-    now = utcnow()
+    rows = _rows(session, _by_due(session, status=chosen, model=model or None, due_before=bound))
     models = list(session.scalars(select(Model.name).order_by(Model.name)))
-    return render(request, "requests.html", rows=[_row(r, now) for r in rows], limit=LIST_LIMIT, problems=problems,
+    return render(request, "requests.html", rows=rows, limit=LIST_LIMIT, problems=problems,
                   statuses=[s.value for s in RequestStatus], models=models, soon_days=DUE_SOON_DAYS,
                   filters={"status": status or "", "model": model or "", "due_before": due_before or ""},
                   can_file=may(key, OFFICER), idempotency_key=uuid.uuid4().hex)
@@ -264,6 +267,5 @@ def extension(request: Request, request_id: uuid.UUID, key: WebKey, session: Ses
 @router.get("/review", response_class=HTMLResponse)
 def review_queue(request: Request, key: WebKey, session: SessionDep) -> Response:
     require_role(key, REVIEWER)
-    now = utcnow()
-    rows = _by_due(session, status=RequestStatus.pending_approval, model=None, due_before=None)
-    return render(request, "review.html", rows=[_row(r, now) | {"own": r.api_key_id == key.id} for r in rows])
+    rows = _rows(session, _by_due(session, status=RequestStatus.pending_approval, model=None, due_before=None))
+    return render(request, "review.html", rows=rows, key_id=key.id)
