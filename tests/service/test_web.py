@@ -199,3 +199,22 @@ def test_an_expired_or_forged_session_cookie_signs_nobody_in(api):
         api.client.cookies.clear()
         api.client.cookies.set("oblivio_session", value, path="/ui")
         assert api.client.get("/ui/audit", follow_redirects=False).status_code == status
+
+
+def test_an_officer_extends_the_deadline_once_and_cancels_from_the_request_page(api):
+    rid = api.client.post("/unlearn-requests", headers=api.as_(Role.officer),
+                          json={"model": "m", "samples": ["tr-cat-003"]}).json()["id"]
+    csrf = sign_in(api, Role.reviewer)
+    page = api.client.get(f"/ui/requests/{rid}").text
+    assert "Extend the deadline" not in page and "Cancel this request" not in page  # not a reviewer's to do
+    assert api.client.post(f"/ui/requests/{rid}/extension", data={"csrf": csrf, "months": "1", "reason": "x"}).status_code == 403
+    csrf = sign_in(api, Role.officer)
+    assert api.client.post(f"/ui/requests/{rid}/extension", data={"csrf": csrf, "months": "3", "reason": "x"}).status_code == 422
+    extended = api.client.post(f"/ui/requests/{rid}/extension", data={"csrf": csrf, "months": "2", "reason": "many models"})
+    assert extended.status_code == 200 and "Deadline extended" in extended.text and "many models" in extended.text
+    assert "Extend the deadline" not in extended.text
+    again = api.client.post(f"/ui/requests/{rid}/extension", data={"csrf": csrf, "months": "1", "reason": "more"})
+    assert again.status_code == 409 and "one extension" in again.text
+    assert ">extended<" in api.client.get("/ui/requests").text
+    cancelled = api.client.post(f"/ui/requests/{rid}/cancel", data={"csrf": csrf})
+    assert cancelled.status_code == 200 and 'class="status cancelled"' in cancelled.text
