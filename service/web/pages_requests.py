@@ -203,7 +203,9 @@ def report_page(request_id: uuid.UUID, key: WebKey, session: SessionDep) -> Resp
     """The job's report as service.audit.render draws it (a whole page: its own inline style, no script)."""
     require_role(key, AUDITOR)
     document = signed_document(report_for_request(session, request_id=request_id))
-    return secure(HTMLResponse(render_html(document)),
+    back = (f'<main>\n<p><a href="/ui/requests/{request_id}">Back to the request</a> · '
+            f'<a href="/ui/requests/{request_id}/report.json" download>Download the signed report (JSON)</a></p>')
+    return secure(HTMLResponse(render_html(document).replace("<main>", back, 1)),
                   csp="default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
 
 

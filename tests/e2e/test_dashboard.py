@@ -140,6 +140,13 @@ def test_file_approve_watch_report_and_verify_in_the_browser(pages, stack):
     pages.wait(lambda d: "/report" in d.current_url)
     assert "Oblivio audit report" in driver.title and "Publish gate" in driver.page_source
     pages.shot("report")
+    signed = driver.find_element(By.PARTIAL_LINK_TEXT, "signed report (JSON)").get_attribute("href")
+    assert signed.endswith("/report.json")
+    driver.find_element(By.LINK_TEXT, "Back to the request").click()
+    pages.wait(lambda d: d.current_url.endswith(request_path))
+    # The download, fetched with the session (the report page's own policy allows no fetch at all).
+    document = driver.execute_script("return fetch(arguments[0]).then(r => r.json())", signed)
+    assert set(document) == {"body", "digest", "signature"} and document["body"]["outcome"] == "published"
     pages.go("/ui/audit")
     driver.find_element(By.ID, "verify").send_keys(Keys.ENTER)  # keyboard again
     pages.wait(lambda d: d.find_elements(By.ID, "verdict"))
