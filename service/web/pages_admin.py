@@ -81,11 +81,9 @@ def _model(session, model) -> dict[str, Any]:
 @router.get("/models/{name}", response_class=HTMLResponse)
 def model_page(request: Request, name: str, key: WebKey, session: SessionDep) -> Response:
     require_role(key, frozenset(Role))
-    model = _model(session, get_model(session, name=name))
-    ids = {rid for v in model["versions"] for rid in v.absorbed_request_ids}
-    known = {str(r) for r in session.scalars(select(UnlearnRequest.id).where(UnlearnRequest.model_id == get_model(
-        session, name=name).id))} & ids
-    return render(request, "model.html", model=model, known=known)
+    model = get_model(session, name=name)
+    ours = {str(r) for r in session.scalars(select(UnlearnRequest.id).where(UnlearnRequest.model_id == model.id))}
+    return render(request, "model.html", model=_model(session, model), known=ours)
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -135,10 +133,12 @@ def keys_page(request: Request, key: WebKey, session: SessionDep) -> Response:
 
 @router.post("/keys", response_class=HTMLResponse)
 def create_key(request: Request, key: WebKey, session: SessionDep, csrf: Csrf = None,
-               name: Annotated[str, Form(min_length=1, max_length=128)] = "x",
+               name: Annotated[str, Form(min_length=1, max_length=128)] = "",
                role: Annotated[Role, Form()] = Role.officer) -> Response:
     check_csrf(request, csrf)
     require_role(key, ADMIN)
+    if not name.strip():
+        return render(request, "error.html", 422, title="Not accepted", detail="A key needs a name.")
     created, token = create_api_key(session, name=name.strip(), role=role, actor=actor_of(key))
     session.flush()
     return render(request, "keys.html", keys=list_api_keys(session), roles=[r.value for r in Role],
