@@ -23,7 +23,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Folders sample files may live in; sample URIs outside them are refused. Empty means HOME/data.",
     )
-    due_days: int = Field(30, ge=1, description="Days between receipt and legal due date of a request.")
+    due_days: int | None = Field(
+        None, ge=1, description="Days between receipt and the default due date of a request; empty means one calendar "
+        "month (GDPR Art. 12(3)), which is also the latest a caller's `due_at` may be.",
+    )
+    web_session_seconds: int = Field(
+        8 * 3600, ge=60, description="How long a dashboard sign-in lasts (the session cookie's lifetime)."
+    )
     max_samples_per_request: int = Field(10_000, ge=1, description="Upper bound on sample keys in one request.")
     api_db_concurrency: int = Field(
         16, ge=1, le=30,

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, health, jobs, keys, metrics, models, requests, translog
+from service.api import audit, datasets, deadlines, health, jobs, keys, metrics, models, requests, translog
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
 from service.audit.sealer import Sealer
@@ -23,6 +23,7 @@ from service.logs import RequestContextMiddleware
 from service.metrics import ApiMetrics, HttpMetricsMiddleware
 from service.queue import Dispatcher, make_producer
 from service.storage import make_store
+from service.web import mount_dashboard
 
 log = logging.getLogger("oblivio.api")
 
@@ -77,8 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signer = signer
     app.state.sealer = sealer
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
-    for module in (requests, audit, translog, jobs, models, datasets, keys, health, metrics):
+    for module in (requests, deadlines, audit, translog, jobs, models, datasets, keys, health, metrics):
         app.include_router(module.router)
+    mount_dashboard(app)  # the compliance dashboard under /ui (service/web)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         requests = _file_requests(officer, manifests["train"], args.samples)
         results = [_follow(officer, r) for r in requests]
         _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running)
+        _dashboard(url, admin_key, settings, keep_running=args.keep_running)
         if args.keep_running:
             say(f"the API keeps running at {url} (admin key in {settings.home / 'demo-admin.key'}), with its worker:")
             say(f"  curl -H \"Authorization: Bearer $(cat {settings.home / 'demo-admin.key'})\" "
@@ -239,6 +240,16 @@ def _audit_proofs(admin: httpx.Client, request_id: str, reports: Path, key_file:
     log = reason.rpartition("audit log: ")[2] if ok else f"NOT VERIFIED: {reason}"
     say(f"  audit log: {log.replace('events', f'events of request {request_id[:8]}', 1)}")
     say(f"    {oblivio_command()} verify {path} --public-key {key_file}")
+
+
+def _dashboard(url: str, admin_key: str, settings: Settings, *, keep_running: bool) -> None:
+    """Where the compliance dashboard is and the key that signs in to it (the demo's admin key)."""
+    if keep_running:
+        say(f"dashboard: {url}/ui/  (sign in with the admin key {admin_key})")
+    else:
+        say(f"dashboard: start the API again with `OBLIVIO_HOME={settings.home.resolve()} {oblivio_command()} serve "
+            f"--port 8000`, open http://127.0.0.1:8000/ui/ and sign in with the admin key {admin_key} "
+            f"(also in {settings.home / 'demo-admin.key'}); `make demo DEMO_ARGS=--keep-running` leaves it up")
 
 
 def oblivio_command() -> str:

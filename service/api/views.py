@@ -3,7 +3,7 @@
 from service.db.models import Job, Model, ModelVersion, UnlearnRequest
 from service.domain.unlearn_config import effective_config, model_settings, planned_steps
 from service.schemas.registry import ModelStatus, ModelView, VersionView
-from service.schemas.requests import JobSummary, Progress, RequestView
+from service.schemas.requests import ExtensionView, JobSummary, Progress, RequestView
 
 
 def job_summary(job: Job) -> JobSummary:
@@ -48,7 +48,15 @@ def request_view(request: UnlearnRequest) -> RequestView:
         result_version=request.result_version,
         job=job_summary(request.job) if request.job else None,
         links=links,
+        extension=extension_view(request),
     )
+
+
+def extension_view(request: UnlearnRequest) -> ExtensionView | None:
+    if request.extended_at is None:
+        return None
+    return ExtensionView(original_due_at=request.original_due_at, extended_at=request.extended_at,
+                         extended_by=request.extended_by, reason=request.extension_reason)
 
 
 def model_view(model: Model, *, status: ModelStatus) -> ModelView:

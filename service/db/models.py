@@ -141,6 +141,11 @@ class UnlearnRequest(Base):
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The one extension Art. 12(3) allows (service.domain.deadlines): the due date before it, when, who, why.
+    original_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    extended_by: Mapped[str | None] = mapped_column(String(256), default=None)
+    extension_reason: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

@@ -18,13 +18,13 @@ from service.db.base import utcnow
 from service.db.enums import JobStatus, Mode, RequestStatus, Role
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.domain.auth import actor_of
+from service.domain.deadlines import default_due, due_at_problem
 from service.domain.erasures import erased_from, erased_ids
 from service.domain.unlearn_config import effective_config
 from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
 RUN_JOB_TASK = "oblivio.run_job"
-MAX_DUE_AHEAD = timedelta(days=3653)  # a legal deadline beyond 10 years is a typo
 CANCELLABLE = frozenset({RequestStatus.received, RequestStatus.pending_approval, RequestStatus.queued, RequestStatus.running})
 
 
@@ -62,7 +62,7 @@ def submit_request(
         config=body.config.model_dump(exclude_unset=True) if body.config else {},
         status=RequestStatus.received,
         received_at=received,
-        due_at=body.due_at or received + timedelta(days=settings.due_days),
+        due_at=body.due_at or default_due(received, settings),
     )
     try:
         with session.begin_nested():
@@ -206,9 +206,8 @@ def _validate(
     for field, values in (("samples", body.samples), ("classes", body.classes)):
         dupes = sorted(v for v, n in Counter(values).items() if n > 1)
         problems += [{"field": field, "value": v, "problem": "listed more than once"} for v in dupes]
-    if body.due_at is not None and not received < body.due_at <= received + MAX_DUE_AHEAD:
-        problems.append({"field": "due_at", "value": body.due_at.isoformat(),
-                         "problem": f"must lie after receipt ({received.isoformat()}) and at most 10 years ahead"})
+    if body.due_at is not None and (why := due_at_problem(body.due_at, received)):
+        problems.append({"field": "due_at", "value": body.due_at.isoformat(), "problem": why})
     if len(body.samples) > settings.max_samples_per_request:
         problems.append({"field": "samples", "problem": f"more than {settings.max_samples_per_request} samples"})
     if not body.samples and not body.classes:

@@ -20,6 +20,7 @@ MATRIX = [
     ("POST", "/unlearn-requests/{request_id}/cancel", {Role.officer}),
     ("POST", "/unlearn-requests/{request_id}/approve", {Role.reviewer}),
     ("POST", "/unlearn-requests/{request_id}/reject", {Role.reviewer}),
+    ("POST", "/unlearn-requests/{request_id}/extension", {Role.officer}),
     ("GET", "/unlearn-requests/{request_id}/report", {Role.auditor}),
     ("GET", "/unlearn-requests/{request_id}/receipt", READERS),
     ("GET", "/audit-events", {Role.auditor}),
@@ -106,7 +107,7 @@ def test_wrong_role_is_403_and_right_role_passes_the_guard(api, method, path, al
 
 def test_keys_and_roles_are_checked_before_any_body_is_parsed(api):
     with_body = [(m, p, allowed) for m, p, allowed in MATRIX if "requestBody" in operations(api)[(m, p)]]
-    assert len(with_body) == 6
+    assert len(with_body) == 7
     bodies = [
         (b"{", "application/json"),
         (b"\xff\xfe not json", "application/json"),
