@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
+from service.api import audit, datasets, health, jobs, keys, metrics, models, requests, webhooks
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
 from service.audit.signing import Signer
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_head = head_revision()
     app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
-    for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
+    for module in (requests, audit, jobs, models, datasets, keys, webhooks, health, metrics):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
