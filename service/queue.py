@@ -19,7 +19,7 @@ from service.db.base import utcnow
 from service.db.models import Job, OutboxMessage
 from service.domain.dispatch import recover_jobs
 from service.domain.requests import RUN_JOB_TASK
-from service.domain.webhooks import DELIVER_WEBHOOK_TASK, recover_deliveries
+from service.domain.webhooks import DELIVER_WEBHOOK_TASK, LOST_AFTER_SECONDS, recover_deliveries
 
 QUEUE = "unlearn"
 # Deliveries have their own queue: a worker started with `--queues webhooks` sends them while
@@ -129,7 +129,7 @@ class Dispatcher:
     def recover(self, redispatch_seconds: float) -> int:
         with self.sessions() as session:
             count = recover_jobs(session, redispatch_seconds=redispatch_seconds, task_name=RUN_JOB_TASK)
-            count += recover_deliveries(session, stale_seconds=redispatch_seconds)
+            count += recover_deliveries(session, stale_seconds=max(redispatch_seconds, LOST_AFTER_SECONDS))
             session.commit()
             return count
 

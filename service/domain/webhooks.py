@@ -35,6 +35,9 @@ REQUEST_EVENTS = tuple(f"request.{s.value}" for s in RequestStatus if s is not R
 VERSION_EVENTS = ("version.published", "version.superseded", "version.purged")
 EVENT_TYPES = (*REQUEST_EVENTS, *VERSION_EVENTS)
 SUPERSEDED = "version.superseded"
+# A pending delivery this overdue lost its message (a broker restart) and is queued again. Generous: a
+# worker busy with a long job holds its retries meanwhile, and each early re-send is one more no-op message.
+LOST_AFTER_SECONDS = 600.0
 
 
 def new_secret() -> str:

@@ -3,6 +3,7 @@ signed deliveries verified by a real receiver (retries, failure, replay), and Ar
 keys that downloaded a checkpoint later superseded by an erasure."""
 
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from service.db.enums import DeliveryStatus, Role
 from service.db.models import AuditEvent, OutboxMessage, Webhook, WebhookDelivery
-from service.domain.webhooks import DELIVER_WEBHOOK_TASK
+from service.domain.webhooks import DELIVER_WEBHOOK_TASK, recover_deliveries
 from tests.builders import publish_job
 from tests.receiver import Receiver
 from worker.webhooks import deliver
@@ -180,3 +181,15 @@ def test_keys_that_downloaded_a_superseded_checkpoint_are_told_to_delete_it(loca
     audit = api.session.scalar(select(AuditEvent).where(AuditEvent.action == "version.holders_notified"))
     reviewer_id = api.session.scalar(select(Webhook.api_key_id).where(Webhook.id == uuid.UUID(holder_hook["id"])))
     assert audit.data["holders"] == [reviewer_id] and audit.data["without_webhook"] == []
+
+
+def test_a_delivery_whose_message_was_lost_is_queued_again_once_overdue(local):
+    api = local
+    register(api, "http://127.0.0.1:9/hook", ["request.queued"])
+    submit(api)
+    delivery = api.session.scalar(select(WebhookDelivery))
+    queued = select(func.count()).where(OutboxMessage.task_name == DELIVER_WEBHOOK_TASK)
+    assert recover_deliveries(api.session, stale_seconds=600) == 0 and api.session.scalar(queued) == 1
+    delivery.next_attempt_at -= timedelta(seconds=601)
+    assert recover_deliveries(api.session, stale_seconds=600) == 1 and api.session.scalar(queued) == 2
+    assert recover_deliveries(api.session, stale_seconds=600) == 0  # due now: not queued twice
