@@ -99,8 +99,10 @@ def _attempt(client: httpx.Client, settings: Settings, *, webhook: Webhook, deli
     try:
         check_destination(webhook.url, allow_http=settings.webhook_allow_http, allow_private=settings.webhook_allow_private)
         body, headers = signed_request(webhook, delivery)
-        response = client.post(webhook.url, content=body, headers=headers, timeout=settings.webhook_timeout_seconds)
-        error = None if response.is_success else f"HTTP {response.status_code}"
-        return response.status_code, error, (time.perf_counter() - started) * 1000
+        # The status is the answer; the receiver's body is never read (it could be anything, of any size).
+        with client.stream("POST", webhook.url, content=body, headers=headers,
+                           timeout=settings.webhook_timeout_seconds) as response:
+            error = None if response.is_success else f"HTTP {response.status_code}"
+            return response.status_code, error, (time.perf_counter() - started) * 1000
     except (DestinationRefused, httpx.HTTPError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:1000], (time.perf_counter() - started) * 1000

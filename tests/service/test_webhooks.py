@@ -193,3 +193,15 @@ def test_a_delivery_whose_message_was_lost_is_queued_again_once_overdue(local):
     delivery.next_attempt_at -= timedelta(seconds=601)
     assert recover_deliveries(api.session, stale_seconds=600) == 1 and api.session.scalar(queued) == 2
     assert recover_deliveries(api.session, stale_seconds=600) == 0  # due now: not queued twice
+
+
+def test_an_unreachable_receiver_is_recorded_as_such_and_the_delivery_fails(local):
+    api = local
+    with Receiver() as closed:
+        url = closed.url  # the port is closed once the receiver stops
+    hook = register(api, url, ["request.queued"]).json()
+    submit(api)
+    assert run_deliveries(api) == ["retry", "retry", "failed"]
+    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+    assert delivery["status"] == "failed" and delivery["last_status_code"] is None
+    assert all(a["status_code"] is None and a["error"].startswith("ConnectError") for a in delivery["attempt_log"])
