@@ -52,7 +52,6 @@ def downloadable(session: Session, *, model: Model, ref: str, key: ApiKey) -> Mo
     erasure and is for admins only until it is purged. The download is kept per key: its holders are
     told to delete their copy when the version is superseded (service.domain.webhooks).
     """
-    role = key.role
     version = get_version(session, model=model, ref=ref)
     if version.status is VersionStatus.validating:
         raise Conflict(f"version {version.version} of model '{model.name}' is still being validated by a worker")
@@ -61,7 +60,7 @@ def downloadable(session: Session, *, model: Model, ref: str, key: ApiKey) -> Mo
     if version.status is VersionStatus.purged:
         raise Gone(f"version {version.version} of model '{model.name}' predates an erasure and was purged "
                    f"on {version.purged_at:%Y-%m-%d}; it is no longer served")
-    if version.status is VersionStatus.superseded and role is not Role.admin:
+    if version.status is VersionStatus.superseded and key.role is not Role.admin:
         raise Forbidden(f"version {version.version} of model '{model.name}' predates an erasure (superseded); "
                         "until it is purged only an admin may download it")
     record_download(session, key=key, version=version)
