@@ -205,3 +205,15 @@ def test_an_unreachable_receiver_is_recorded_as_such_and_the_delivery_fails(loca
     [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
     assert delivery["status"] == "failed" and delivery["last_status_code"] is None
     assert all(a["status_code"] is None and a["error"].startswith("ConnectError") for a in delivery["attempt_log"])
+
+
+def test_the_destination_is_checked_again_before_every_attempt(local):
+    api = local
+    with Receiver() as receiver:
+        hook = register(api, receiver.url, ["request.queued"]).json()
+        api.client.app.state.settings.webhook_allow_private = False  # as if its name now resolved inward
+        submit(api)
+        assert run_deliveries(api) == ["retry", "retry", "failed"]
+    assert receiver.received == []
+    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+    assert all(a["error"].startswith("DestinationRefused") and "loopback" in a["error"] for a in delivery["attempt_log"])
