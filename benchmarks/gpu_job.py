@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(f"would run one retain-free job on {args.device}, data: {data}, {args.per_class} images per class")
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops it: API and worker are stopped too
     home = Path(tempfile.mkdtemp(prefix="oblivio-gpu-job-"))
     os.environ.update({"OBLIVIO_HOME": str(home), "OBLIVIO_WORKER_DEVICE": args.device,
                        "OBLIVIO_BATCH_WINDOW_SECONDS": "0", "OBLIVIO_REGISTER_WAIT_SECONDS": "0"})
