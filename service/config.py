@@ -85,6 +85,19 @@ class Settings(BaseSettings):
     delete_forget_files: bool = Field(False, description="Delete forget-set source files after a successful job.")
     eval_max_images: int = Field(256, ge=8, description="Images per evaluation set (forget, retain hold-out, reference).")
     log_level: str = Field("INFO", description="Log level of API and worker (logs are JSON lines on stderr).")
+    webhook_allow_http: bool = Field(
+        False, description="Webhook URLs may use plain http (otherwise https only)."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Webhook URLs may resolve to loopback, private, link-local or reserved addresses "
+        "(otherwise refused: a webhook must not reach into the service's own network).",
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=50, description="Attempts of one webhook delivery before it is failed.")
+    webhook_backoff_seconds: float = Field(
+        10.0, gt=0, description="Wait before a webhook delivery's first retry; it doubles with each further attempt."
+    )
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest wait between two webhook attempts.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer one attempt.")
     worker_metrics_port: int = Field(
         9808, ge=0, le=65535, description="Port of each worker process's Prometheus /metrics endpoint; 0 disables it."
     )

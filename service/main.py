@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, deadlines, health, jobs, keys, metrics, models, requests, translog
+from service.api import audit, datasets, deadlines, health, jobs, keys, metrics, models, requests, translog, webhooks
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
 from service.audit.sealer import Sealer
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signer = signer
     app.state.sealer = sealer
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
-    for module in (requests, deadlines, audit, translog, jobs, models, datasets, keys, health, metrics):
+    for module in (requests, deadlines, audit, translog, jobs, models, datasets, keys, webhooks, health, metrics):
         app.include_router(module.router)
     mount_dashboard(app)  # the compliance dashboard under /ui (service/web)
     _install_error_handlers(app)

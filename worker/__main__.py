@@ -13,7 +13,7 @@ from celery.signals import worker_shutting_down
 
 from service.config import get_settings
 from service.logs import configure_logging
-from service.queue import QUEUE
+from service.queue import QUEUE, WEBHOOK_QUEUE
 from worker.celery_app import make_celery
 from worker.metrics import serve_metrics
 
@@ -25,13 +25,14 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     serve_metrics(settings.worker_metrics_port)
-    log.info("worker starting: queue %s, one job at a time, device %s", QUEUE, settings.worker_device,
-             extra={"queue": QUEUE, "device": settings.worker_device})
+    queues = f"{QUEUE},{WEBHOOK_QUEUE}"  # `--queues webhooks` in argv makes a delivery-only worker
+    log.info("worker starting: queues %s, one task at a time, device %s", queues, settings.worker_device,
+             extra={"queue": queues, "device": settings.worker_device})
     requested: list[str] = []
     worker_shutting_down.connect(lambda sig, how, **_: requested.append(f"{how} shutdown on {sig}"), weak=False)
     app = make_celery(settings)
     try:
-        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}",
+        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
                          f"--loglevel={settings.log_level}", *argv])
         code = 0
     except SystemExit as exc:

@@ -110,7 +110,7 @@ def versions(name: str, _: AnyRole, session: SessionDep) -> list[VersionView]:
 def download(name: str, ref: str, key: AnyRole, session: SessionDep, store: StoreDep) -> FileResponse:
     """A published version for any role; a superseded one (pre-erasure) for admins only; a purged one is 410."""
     model = get_model(session, name=name)
-    version = downloadable(session, model=model, ref=ref, role=key.role, actor=actor_of(key))
+    version = downloadable(session, model=model, ref=ref, key=key)
     path = store.local_path(version.checkpoint_digest)
     if not path.is_file():
         raise NotFound(f"checkpoint of version {version.version} is {version.status.value} and no longer stored")

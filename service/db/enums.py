@@ -83,3 +83,11 @@ class FailureReason(StrEnum):
     gate_failed = "gate_failed"
     invalid_samples = "invalid_samples"
     job_error = "job_error"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery is `pending` until the receiver answers 2xx (`succeeded`) or its attempts run out (`failed`)."""
+
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"

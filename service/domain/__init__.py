@@ -7,7 +7,7 @@ transactions can each hold what the other waits for:
     2. job rows                 (several jobs of one model only while holding the model row)
     3. request rows             (a request of a job only while holding that job's row; a request
                                  not yet in a job, pending approval, is locked alone)
-    4. anything else: samples, versions, reports, outbox rows
+    4. anything else: samples, versions, reports, outbox rows, webhook deliveries
 
 Audit events take no lock at all: they are inserted unsealed at commit (service.audit.chain) and
 numbered later by the one sealer (service.audit.sealer), whose advisory lock no request takes.
@@ -19,6 +19,6 @@ which rows to lock (a request's job id, a job's model id) are plain reads, re-ch
 locks are held. Row locks are FOR NO KEY UPDATE, so foreign-key checks of inserts (KEY SHARE on
 the parent row) never wait for them.
 
-Background sweeps (lease recovery, the outbox dispatcher, purge) lock with SKIP LOCKED: they
+Background sweeps (lease recovery, the outbox dispatcher, purge, webhook attempts) lock with SKIP LOCKED: they
 never wait, so they cannot close a cycle either.
 """

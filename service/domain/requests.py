@@ -21,6 +21,7 @@ from service.domain.auth import actor_of
 from service.domain.deadlines import default_due, due_at_problem
 from service.domain.erasures import erased_from, erased_ids
 from service.domain.unlearn_config import effective_config
+from service.domain.webhooks import emit_request_status
 from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
 
@@ -84,6 +85,7 @@ def submit_request(
     if settings.require_approval:
         request.status = RequestStatus.pending_approval
         record(session, actor=actor, action="request.pending_approval", subject=_subject(request))
+        emit_request_status(session, request=request)
     else:
         _enqueue(session, request=request, model=model, actor=actor, settings=settings)
     session.flush()
@@ -124,6 +126,7 @@ def _attach(session: Session, *, request: UnlearnRequest, job: Job, coalesced: b
     session.flush()
     record(session, actor=actor, action="request.queued", subject=_subject(request),
            data={"job_id": str(job.id), "coalesced": coalesced})
+    emit_request_status(session, request=request)
 
 
 def _open_job(
@@ -177,6 +180,7 @@ def reject_request(session: Session, *, request_id: uuid.UUID, reason: str, acto
     request.status, request.reason, request.reason_detail = RequestStatus.rejected, "rejected", reason
     request.reviewed_by, request.reviewed_at, request.finished_at = actor, now, now
     record(session, actor=actor, action="request.rejected", subject=_subject(request), data={"reason": reason})
+    emit_request_status(session, request=request)
     session.flush()
     return get_request(session, request_id=request_id)
 
@@ -350,6 +354,7 @@ def cancel_request(session: Session, *, request_id: uuid.UUID, key: ApiKey) -> U
     request.finished_at = utcnow()
     session.flush()
     record(session, actor=actor, action="request.cancelled", subject=_subject(request), data={"was": previous.value})
+    emit_request_status(session, request=request)
     if job is not None and job.status is JobStatus.queued:
         remaining = session.scalar(
             select(func.count())

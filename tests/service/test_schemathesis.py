@@ -44,6 +44,8 @@ SUBMISSIONS = st.fixed_dictionaries(
 
 def real_ids(api) -> dict[str, list[str]]:
     officer = api.as_(Role.officer)
+    webhook = api.client.post("/webhooks", json={"url": "https://8.8.8.8/hook", "events": ["request.queued"]},
+                              headers=officer).json()
     queued = api.client.post("/unlearn-requests", json={"model": "m", "samples": ["tr-cat-000"]}, headers=officer).json()
     api.client.app.state.settings.require_approval = True
     pending = api.client.post("/unlearn-requests", json={"model": "m", "classes": ["dog"]}, headers=officer).json()
@@ -57,6 +59,8 @@ def real_ids(api) -> dict[str, list[str]]:
         "job_id": [queued["job"]["id"]],
         "ref": ["1", "current"],
         "key_id": [str(spare["id"])],
+        "webhook_id": [webhook["id"]],
+        "delivery_id": [d["id"] for d in api.client.get(f"/webhooks/{webhook['id']}/deliveries", headers=officer).json()],
     }
 
 
