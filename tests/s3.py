@@ -26,8 +26,11 @@ def free_port() -> int:
 @contextmanager
 def threaded_server() -> Iterator[str]:
     """moto's S3 in a thread of this process, serving HTTP like any endpoint; yields its URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 call otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
