@@ -4,6 +4,7 @@ read, and purges that leave nothing readable, on plain and versioned buckets."""
 import hashlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -108,15 +109,24 @@ def test_purge_through_the_api_leaves_nothing_readable(api, s3_store, s3_endpoin
     assert refused.status_code == 500 and refused.json()["error"] == "ArtifactDamaged", refused.text
 
 
+def compose_policy(bucket: str) -> dict:
+    """The application user's policy that docker-compose.yml's minio-init gives MinIO (README: permissions)."""
+    text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    body = text.split("cat > /tmp/oblivio-app.json <<EOF", 1)[1].split("EOF", 1)[0]
+    return json.loads(body.replace("$$BUCKET", bucket))
+
+
 def test_a_versioned_bucket_without_permission_to_delete_versions_is_refused(tmp_path):
-    """moto enforcing IAM: a key that may do everything but s3:DeleteObjectVersion cannot purge, so no store."""
+    """moto enforcing IAM: the documented policy is enough to use and purge a versioned bucket; without
+    s3:DeleteObjectVersion a purge could not delete old versions, so the store refuses to start."""
     with server_process() as endpoint:
         bucket = new_bucket(endpoint, versioned=True)
         iam = client(endpoint, "iam")
         keys = {}
+        documented = compose_policy(bucket)
         for user, statements in (
-            ("full", [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]),
-            ("no-version-delete", [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            ("documented", documented["Statement"]),
+            ("no-version-delete", [*documented["Statement"],
                                    {"Effect": "Deny", "Action": "s3:DeleteObjectVersion", "Resource": "*"}]),
         ):
             iam.create_user(UserName=user)
@@ -128,7 +138,17 @@ def test_a_versioned_bucket_without_permission_to_delete_versions_is_refused(tmp
 
         httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()  # IAM enforced from now on
 
-        assert S3ArtifactStore(client(endpoint, **keys["full"]), bucket, "p/").versioned  # allowed: starts
+        store = S3ArtifactStore(client(endpoint, **keys["documented"]), bucket, "p/")
+        assert store.versioned  # allowed: starts, and every operation works
+        digest = store.put(b"v1")
+        store.put_derived(digest, "teacher-x", b"cache")
+        store.put_derived(digest, "teacher-x", b"cache again")
+        assert store.get(digest) == b"v1" and store.exists(digest)
+        store.delete(digest)
+        store.delete_derived(digest)
+        assert not store.exists(digest) and store.get_derived(digest, "teacher-x") is None
+        listing = store.client.list_object_versions(Bucket=bucket)
+        assert listing.get("Versions", []) + listing.get("DeleteMarkers", []) == []  # the probe's too
         with pytest.raises(StoreRefused, match=r"versioned.*s3:DeleteObjectVersion") as refused:
             S3ArtifactStore(client(endpoint, **keys["no-version-delete"]), bucket, "p/")
         assert "AccessDenied" in str(refused.value)
