@@ -32,6 +32,7 @@ def test_two_workers_on_two_hosts_share_one_s3_store_and_keep_each_models_order(
     keys = tmp_path / "keys"  # the shared keys volume of compose
     keys.mkdir()
     env = {**store_env(s3_endpoint, bucket, "oblivio"), "OBLIVIO_WORKER_METRICS_PORT": "0",
+           "OBLIVIO_REGISTER_WAIT_SECONDS": "0",  # 202 at once: both models are validated at the same time
            "OBLIVIO_SIGNING_KEY_FILE": str(keys / "signing-key.pem"),
            "OBLIVIO_MODEL_SIGNING_KEY_FILE": str(keys / "model-signing-key.pem")}
     stack = launch("postgres", tmp_path, env, workers=0)
@@ -39,8 +40,8 @@ def test_two_workers_on_two_hosts_share_one_s3_store_and_keep_each_models_order(
         hosts = [tmp_path / "host-a", tmp_path / "host-b"]
         workers = [stack.start(f"worker-{h.name}", "-m", "worker", env={"OBLIVIO_HOME": str(h)}) for h in hosts]
         wait_for_workers(stack, len(workers))
-        register_demo_data(stack, per_class=6)
-        register_other_model(stack)
+        register_demo_data(stack, per_class=6, settle=register_other_model)  # both validated at once, one per worker
+        wait_until_ready(stack.client(Role.admin), "other")
         officer, auditor = stack.client(Role.officer), stack.client(Role.auditor)
         created = {model: [] for model in MODELS}
         for sample in ("tr-circle-000", "tr-square-000"):  # two requests per model, the models interleaved
@@ -102,4 +103,3 @@ def register_other_model(stack) -> None:
     admin = stack.client(Role.admin)
     registered = admin.post("/models", data={"spec": json.dumps(spec)}, files={"checkpoint": ("o.safetensors", base)})
     assert registered.status_code in (201, 202), registered.text
-    wait_until_ready(admin, "other")
