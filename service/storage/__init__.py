@@ -9,7 +9,7 @@ that name and refuses a blob that does not match (:class:`ArtifactDamaged`).
 from typing import BinaryIO, Protocol
 
 from service.config import Settings
-from service.storage.errors import ArtifactDamaged, StoreRefused
+from service.storage.errors import ArtifactDamaged, StoreRefused, StoreUnavailable
 from service.storage.local import LocalArtifactStore
 
 
@@ -35,4 +35,4 @@ def make_store(settings: Settings) -> ArtifactStore:
     return LocalArtifactStore(settings.artifact_dir)
 
 
-__all__ = ["ArtifactDamaged", "ArtifactStore", "LocalArtifactStore", "StoreRefused", "make_store"]
+__all__ = ["ArtifactDamaged", "ArtifactStore", "LocalArtifactStore", "StoreRefused", "StoreUnavailable", "make_store"]

@@ -10,5 +10,9 @@ class ArtifactDamaged(RuntimeError):
         self.digest, self.actual = digest, actual
 
 
+class StoreUnavailable(RuntimeError):
+    """The artifact store did not answer (after the client's own retries): try again later; nothing is lost."""
+
+
 class StoreRefused(RuntimeError):
     """The configured artifact store cannot be used as it is (the message says why and what to change)."""

@@ -13,6 +13,7 @@ may do that (checked by writing, then deleting by version id, a probe object).
 """
 
 import base64
+import functools
 import hashlib
 import logging
 import os
@@ -21,8 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
+
 from service.config import Settings
-from service.storage.errors import StoreRefused
+from service.storage.errors import StoreRefused, StoreUnavailable
 from service.storage.local import CHUNK, check_digest, check_name, verify, verify_file
 
 log = logging.getLogger("oblivio.storage")
@@ -38,6 +42,25 @@ def parse_url(url: str) -> tuple[str, str]:
     bucket, _, prefix = url[len("s3://"):].partition("/")
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
+
+
+def _reachable(method):
+    """Connection failures and 5xx answers, once the client's retries are spent, become StoreUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise StoreUnavailable(f"artifact store s3://{self.bucket} unreachable: {exc}") from exc
+        except Exception as exc:
+            response = getattr(exc, "response", None)
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
+            if isinstance(status, int) and status >= 500:
+                raise StoreUnavailable(f"artifact store s3://{self.bucket} unavailable: {exc}") from exc
+            raise
+
+    return wrapper
 
 
 class S3ArtifactStore:
@@ -73,6 +96,7 @@ class S3ArtifactStore:
 
     # blobs
 
+    @_reachable
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
@@ -80,6 +104,7 @@ class S3ArtifactStore:
                                    ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode())
         return digest
 
+    @_reachable
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         """Spool the stream to scratch space, hashing as it goes, then upload it under its digest."""
         hasher, size = hashlib.sha256(), 0
@@ -94,6 +119,7 @@ class S3ArtifactStore:
                 self.client.upload_fileobj(tmp, self.bucket, self.key(digest))  # multipart past 8 MiB
         return digest, size
 
+    @_reachable
     def get(self, digest: str) -> bytes:
         """The blob's bytes, checked against its digest; FileNotFoundError when it is not stored."""
         body = self._get_object(self.key(digest))
@@ -101,6 +127,7 @@ class S3ArtifactStore:
             raise FileNotFoundError(self.location(digest))
         return verify(body, digest, self.location(digest))
 
+    @_reachable
     def open_verified(self, digest: str) -> BinaryIO:
         """The blob in an anonymous scratch file (gone when closed), checked against its digest before it is returned."""
         tmp = self._tempfile()
@@ -113,6 +140,7 @@ class S3ArtifactStore:
             raise
         return verify_file(tmp, digest, self.location(digest))
 
+    @_reachable
     def exists(self, digest: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.key(digest))
@@ -122,6 +150,7 @@ class S3ArtifactStore:
             raise
         return True
 
+    @_reachable
     def delete(self, digest: str) -> None:
         """Delete the blob; on a versioned bucket every version and delete marker of it."""
         key = self.key(digest)
@@ -129,12 +158,15 @@ class S3ArtifactStore:
 
     # derived artifacts
 
+    @_reachable
     def put_derived(self, digest: str, name: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.derived_prefix(digest) + check_name(name), Body=data)
 
+    @_reachable
     def get_derived(self, digest: str, name: str) -> bytes | None:
         return self._get_object(self.derived_prefix(digest) + check_name(name))
 
+    @_reachable
     def delete_derived(self, digest: str) -> None:
         self._delete_keys(lambda _: True, prefix=self.derived_prefix(digest))
 

@@ -10,7 +10,7 @@ import pytest
 
 from service.config import Settings
 from service.db.enums import Role
-from service.storage import ArtifactDamaged, LocalArtifactStore, StoreRefused, make_store
+from service.storage import ArtifactDamaged, LocalArtifactStore, StoreRefused, StoreUnavailable, make_store
 from service.storage.s3 import S3ArtifactStore
 from tests.s3 import CREDENTIALS, all_versions, client, new_bucket, server_process
 from tests.service.test_purge import BASE, download, erase_once, purge, register
@@ -107,6 +107,29 @@ def test_purge_through_the_api_leaves_nothing_readable(api, s3_store, s3_endpoin
     client(s3_endpoint).put_object(Bucket=store.bucket, Key=store.key(hashlib.sha256(b"m v2").hexdigest()), Body=b"evil")
     refused = download(api, "m", 2, Role.officer)
     assert refused.status_code == 500 and refused.json()["error"] == "ArtifactDamaged", refused.text
+
+
+def test_an_unreachable_store_is_unavailable_not_missing(api):
+    """No answer is StoreUnavailable (the worker's task retries it; the API answers 503), never 'not stored'."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.s3 import free_port
+
+    dead = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",  # nothing listens
+                        aws_access_key_id="a", aws_secret_access_key="b",
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=1, s3={"addressing_style": "path"}))
+    store = S3ArtifactStore(dead, "bucket", "p/", check=False)
+    digest = hashlib.sha256(BASE).hexdigest()
+    for call in (lambda: store.get(digest), lambda: store.exists(digest), lambda: store.put(b"x"),
+                 lambda: store.get_derived(digest, "teacher-x"), lambda: store.delete(digest)):
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            call()
+    with pytest.raises(StoreRefused, match="not reachable"):
+        S3ArtifactStore(dead, "bucket", "p/")
+    api.client.app.state.store = store
+    down = download(api, "m", 1, Role.officer)
+    assert down.status_code == 503 and down.json()["error"] == "Unavailable", down.text
 
 
 def compose_policy(bucket: str) -> dict:
