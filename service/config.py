@@ -7,6 +7,7 @@ filesystem Celery broker and a local artifact folder. Setting `OBLIVIO_DATABASE_
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,20 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".oblivio"), description="Folder for embedded-mode state: database, broker, artifacts.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite at HOME/oblivio.db.")
     broker_url: str = Field("", description="Celery broker URL; empty means the filesystem broker under HOME/broker.")
-    artifact_dir: Path | None = Field(None, description="Local artifact store root; empty means HOME/artifacts.")
+    artifact_dir: Path | None = Field(
+        None, description="Local artifact store root; empty means HOME/artifacts. With an S3 store: scratch space only."
+    )
+    artifact_url: str = Field(
+        "", description="s3://bucket/prefix puts artifacts in an S3-compatible bucket (AWS, MinIO, Ceph) that API and "
+        "workers on several hosts share; empty means the local folder ARTIFACT_DIR. Credentials: the standard AWS_* "
+        "variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...) or an instance role.",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#\\]*)?)?$",
+    )
+    s3_endpoint_url: str = Field("", description="Endpoint of an S3-compatible service (MinIO, Ceph); empty means AWS.")
+    s3_region: str = Field("", description="Region of the bucket; empty means AWS_DEFAULT_REGION or us-east-1.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="Bucket addressing: 'path' for most MinIO/Ceph set-ups, 'auto' for AWS."
+    )
     data_roots: list[Path] = Field(
         default_factory=list,
         description="Folders sample files may live in; sample URIs outside them are refused. Empty means HOME/data.",

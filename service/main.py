@@ -22,7 +22,7 @@ from service.errors import ServiceError
 from service.logs import RequestContextMiddleware
 from service.metrics import ApiMetrics, HttpMetricsMiddleware
 from service.queue import Dispatcher, make_producer
-from service.storage import make_store
+from service.storage import StoreUnavailable, make_store
 from service.web import mount_dashboard
 
 log = logging.getLogger("oblivio.api")
@@ -106,6 +106,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(_: Request, exc: OperationalError):
         log.error("database unavailable: %s", exc.orig)
         return error_response(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(_: Request, exc: StoreUnavailable):
+        log.error("artifact store unavailable: %s", exc)
+        return error_response(503, "Unavailable", "artifact store unavailable; nothing was recorded", {"Retry-After": "5"})
 
     @app.exception_handler(DataError)
     async def bad_value(_: Request, exc: DataError):

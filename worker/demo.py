@@ -216,7 +216,7 @@ def _report(admin: httpx.Client, results: list[dict], settings: Settings, second
         mark = "  <- current" if v["is_current"] else ""
         say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
         if v["is_current"]:
-            say(f"  current generator (safetensors): {store.local_path(v['checkpoint_digest'])}")
+            say(f"  current generator (safetensors): {store.location(v['checkpoint_digest'])}")
     say(f"database: {settings.database_url}")
     say(f"demo finished in {seconds:.0f} s" + ("" if keep_running else "; API and worker stop now (--keep-running leaves them up)"))
 

@@ -39,7 +39,7 @@ from service.domain.jobs import (
 from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.queue import Dispatcher
-from service.storage import ArtifactStore, make_store
+from service.storage import ArtifactStore, StoreUnavailable, make_store
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
@@ -117,8 +117,8 @@ def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper) -> s
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
-    except OperationalError:
-        raise  # the database is unreachable: nothing can be recorded; the task retries and re-claims
+    except (OperationalError, StoreUnavailable):
+        raise  # the database or the artifact store is unreachable: the task retries and re-claims
     except (SampleIntegrityError, SampleLoadError) as exc:
         _fail(ctx, job_id, inputs, FailureReason.invalid_samples, str(exc))
     except Exception as exc:

@@ -22,6 +22,7 @@ from service.domain.validation import VALIDATE_VERSION_TASK
 from service.domain.webhooks import DELIVER_WEBHOOK_TASK
 from service.logs import log_context
 from service.queue import WEBHOOK_QUEUE
+from service.storage import StoreUnavailable
 from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
 from worker.validation import validate_version
@@ -35,7 +36,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(
         name=RUN_JOB_TASK,
-        autoretry_for=(OperationalError,),
+        autoretry_for=(OperationalError, StoreUnavailable),
         retry_backoff=2,
         retry_backoff_max=120,
         retry_jitter=True,
@@ -48,7 +49,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             log.info("job %s delivered", job_id)  # one line per broker delivery (benchmarks/soak.py counts them)
             return _observed_run(context[0], uuid.UUID(job_id))
 
-    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
+    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError, StoreUnavailable), retry_backoff=2, max_retries=20)
     def validate_version_task(version_id: int) -> str:
         if not context:
             context.append(WorkerContext.from_settings(settings, producer=app))

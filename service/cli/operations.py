@@ -14,6 +14,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from service.db.migrate import head_revision, schema_problem, state_summary
     from service.logs import logging_config
+    from service.storage import StoreRefused, make_store
 
     settings = get_settings()
     for line in state_summary(settings):
@@ -25,6 +26,11 @@ def serve(args: argparse.Namespace) -> int:
         problem = None
     if problem:
         err(f"error: not serving: {problem}")
+        return Exit.CONFLICT
+    try:
+        make_store(settings)  # an S3 bucket is checked here: reachable, and a purge can delete every version
+    except StoreRefused as exc:
+        err(f"error: not serving: {exc}")
         return Exit.CONFLICT
     config = logging_config(settings.log_level)
     # Requests are logged by the app (with their request id); uvicorn's own access lines would repeat them.
