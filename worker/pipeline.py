@@ -40,7 +40,7 @@ from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.queue import Dispatcher
 from service.storage import ArtifactStore, make_store
-from worker.figures import retain_grid
+from worker.figures import retain_grid, sample_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
 from worker.probe import split_sets
@@ -49,6 +49,7 @@ from worker.report import verification_section
 from worker.retry import Attempts, gate_failure_message
 from worker.teacher_targets import job_targets, warm_next
 from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
+from worker.unlearn.adapters.sampler import is_sampler
 from worker.unlearn.config import recommended_config
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
@@ -158,7 +159,10 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     candidate = result.adapter
     keys = [r.sample_key for r in inputs.holdout.records]
-    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
+    if is_sampler(base):
+        figures = [sample_grid(base, candidate, seed=config.seed)]
+    else:
+        figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded - run.evaluate_s, "evaluate_s": run.evaluate_s}
     history = [{"step": h.step, **h.losses} for h in result.history]
     used = {**result.config.to_dict(), "params": params_to_dict(params)}

@@ -19,6 +19,7 @@ from service.db.enums import JobStatus, Mode, RequestStatus, Role
 from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
 from service.domain.auth import actor_of
 from service.domain.erasures import erased_from, erased_ids
+from service.domain.families import method_problem
 from service.domain.unlearn_config import effective_config
 from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from service.schemas.requests import RequestCreate
@@ -220,6 +221,9 @@ def _validate(
     if model.current_version is None:
         raise Conflict(f"model '{model.name}' has no validated version: a worker has not checked its base checkpoint "
                        f"yet, or rejected it (GET /models/{model.name}/versions)")
+    mismatch = method_problem(family=model.family, method=body.method.value)
+    if mismatch:
+        problems.append({"field": "method", "value": body.method.value, "problem": mismatch})
     if body.mode is Mode.retain_free and model.proxy_dataset_id is None:
         problems.append({"field": "mode", "value": "retain_free", "problem": "model has no proxy dataset"})
     samples = _check_samples(session, model=model, keys=list(dict.fromkeys(body.samples)), problems=problems)
