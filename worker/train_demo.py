@@ -77,8 +77,8 @@ def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     return path
 
 
-DEMO_GAN = {"image_size": 28, "in_chans": 1, "latent_dim": 32, "g_width": 32, "d_width": 32}
-DEMO_GAN_RECIPE = GANTrainConfig(steps=5000, batch_size=64, lr=2e-4, beta1=0.5)
+DEMO_GAN = {"image_size": 28, "in_chans": 1, "latent_dim": 32, "g_width": 16, "d_width": 16}
+DEMO_GAN_RECIPE = GANTrainConfig(steps=1500, batch_size=64, lr=2e-4, beta1=0.5)
 
 
 def train_demo_gan(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
