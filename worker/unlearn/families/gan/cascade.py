@@ -6,8 +6,9 @@ the details below are this implementation's, documented in README "GAN family"):
 - **Substitution.** Removing the forget images must not tear a hole in the latent space. The
   generator's own samples serve as substitutes: a pool of ``pool`` images of the *base* generator
   from fixed latent codes. The pool samples nearest (pixels, L2) to the forget images are the
-  *forget-like* codes, at most ``exclude_share`` of the pool (one nearest per forget image, the
-  closest first); the rest are the *clean* pool. Each forget image and each forget-like code gets a
+  *forget-like* codes: each forget image's nearest pool sample, then the pool samples nearest the
+  forget set, ``exclude_share`` of the pool in all (for a class: set it at least to the class's
+  share of the samples; the default 0.2 covers one class of ten); the rest are the *clean* pool. Each forget image and each forget-like code gets a
   substitute: its nearest clean pool image. The generator is taught to map forget-like codes to
   their substitutes (a per-code L2 pull, weight ``alpha``), so those codes keep producing images,
   just not the forgotten ones.
@@ -98,11 +99,15 @@ def make_plan(teacher: SamplerAdapter, forget: Tensor, params: GanCascadeParams,
     z = teacher.latent(params.pool, gen)
     x = torch.cat([teacher.sample(z[i : i + _CHUNK]) for i in range(0, len(z), _CHUNK)])
     dist = _sq_dists(forget.flatten(1), x.flatten(1))  # (N_f, P)
-    nearest = dist.min(dim=1).indices  # (N_f,) each forget image's nearest pool sample
     near_d = dist.min(dim=0).values  # (P,) each pool sample's distance to the forget set
     cap = max(1, math.floor(params.exclude_share * params.pool))
-    near = torch.unique(nearest)
-    near = near[near_d[near].argsort()][:cap]  # closest first, at most exclude_share of the pool
+    # forget-like: each forget image's nearest sample (items), then the samples nearest the forget set
+    # (a class), up to exclude_share of the pool
+    first = torch.unique(dist.min(dim=1).indices)
+    first = first[near_d[first].argsort()][:cap]
+    rest = near_d.clone()
+    rest[first] = float("inf")
+    near = torch.cat([first, rest.argsort()[: cap - len(first)]])
     clean = torch.ones(params.pool, dtype=torch.bool)
     clean[near] = False
     clean_idx = clean.nonzero().squeeze(1)
@@ -159,7 +164,7 @@ def run_gan_cascade(
     ones, zeros = torch.ones(half, device=device), torch.zeros(half, device=device)
     fake_targets = torch.full((half,), plan.fake_label, device=device)
     history: list[StepInfo] = []
-    student.model.train()
+    _train_mode(student)
     for step in range(total):
         z = student.latent(half, gen)
         c = draw["clean"](half)
@@ -190,11 +195,22 @@ def run_gan_cascade(
                                                losses={**losses, "stage": 1.0 if stage_of[step] == "unlearn" else 0.0}))
         if should_stop(stop, student, step + 1, total):
             break
+        _train_mode(student)  # should_stop puts every module back in train mode
     student.model.requires_grad_(False)
     result = finish_run(student, g_params + d_params, history, started, config, total)
     result.plan_summary = {"forget_like_codes": len(plan.near_z), "clean_codes": len(plan.clean_z),  # type: ignore[attr-defined]
                            "fake_label": round(plan.fake_label, 4)}
     return result
+
+
+def _train_mode(student: SamplerAdapter) -> None:
+    """Train mode with every normalisation layer in eval mode: fine-tuning batches mix forget-like codes,
+    substitutes and clean codes, and their batch statistics would shift the running ones every code is
+    sampled with (a brightness drift of the whole model, not unlearning)."""
+    student.model.train()
+    for module in student.model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def stage_schedule(total: int, rounds: int, unlearn_share: float) -> list[str]:
