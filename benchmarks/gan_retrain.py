@@ -5,7 +5,7 @@
 
 Two requests against the demo GAN (worker/assets/demo/gan.safetensors, trained by
 ``python -m worker.train_demo --family gan``): **items**, 64 random training images (seed 0), and
-**class**, every training image of class ``trouser``. For each: the retrained reference is the
+**class**, every training image of class ``sandal``. For each: the retrained reference is the
 demo's own recipe (``worker.train_demo.DEMO_GAN`` / ``DEMO_GAN_RECIPE``, seed 0, full length, not
 extrapolated) on the 60,000 training images minus the forget set; the cascade is ``gan_cascade``
 with the family's recommended settings (retain-free: it reads the forget images only). Wall and CPU
@@ -40,7 +40,7 @@ from worker.unlearn.families.gan import train_gan
 from worker.unlearn.features import load_feature_net
 from worker.unlearn.methods import run_method
 
-FORGET_CLASS = "trouser"
+FORGET_CLASS = "sandal"
 N_ITEMS = 64
 EVAL = 256
 PAPER = {"mnist_speedup": 185, "cifar10_speedup": 284, "note": "Sun et al. 2023, best case of item/class unlearning"}

@@ -62,8 +62,9 @@ class SamplerAdapter(Adapter):
     def sample_raw(self, z: Tensor) -> Tensor:
         """(N, latent_dim) -> (N, C, H, W) generator output, differentiable (the training-time view of ``sample``)."""
 
+    @torch.no_grad()
     def sample(self, z: Tensor) -> Tensor:
-        """(N, latent_dim) -> (N, C, H, W) images in [0, 1]."""
+        """(N, latent_dim) -> (N, C, H, W) images in [0, 1] (inference: no gradient; train on ``sample_raw``)."""
         return self.sample_raw(z).clamp(0.0, 1.0)
 
     @property
