@@ -91,9 +91,9 @@ def compare(kind: str, base, images, labels, test_images, test_labels, features,
     out = {
         "forget_images": len(forget), "forget_classes": forget_classes, "class_forgotten_whole": whole,
         "config": config.to_dict(), "cascade_plan": getattr(result, "plan_summary", None),
-        "base": row(judged["cascade"].metrics["samples"]["before"]),
-        "cascade": {**row(judged["cascade"].metrics["samples"]["after"]), **cascade_time},
-        "retrained": {**row(judged["retrained"].metrics["samples"]["after"]), **header["timing"]},
+        "base": row(judged["cascade"].metrics["samples"]["before"]["generated"]),
+        "cascade": {**row(judged["cascade"].metrics["samples"]["after"]["generated"]), **cascade_time},
+        "retrained": {**row(judged["retrained"].metrics["samples"]["after"]["generated"]), **header["timing"]},
         "gate": {name: check_sampler_gate(j, {}).to_dict()["checks"] for name, j in judged.items()},
     }
     out["speedup_wall"] = round(header["timing"]["wall_s"] / cascade_time["wall_s"], 1)

@@ -1,4 +1,4 @@
-"""Report figures: retain-side hold-out, or a sampler's generated samples. Forget-set images never enter a figure."""
+"""Report figures: retain-side hold-out only. Forget-set images never enter a figure."""
 
 import base64
 import hashlib
@@ -20,7 +20,12 @@ def retain_grid(base, candidate, images: torch.Tensor, sample_keys: list[str], *
     masked = images.masked_fill(hidden, 0.5)
     rows = torch.cat([masked, base.generate(images, mask), candidate.generate(images, mask)])  # (3N, C, H, W)
     grid = utils.make_grid(rows.cpu().clamp(0, 1), nrow=len(images), padding=2, pad_value=1.0)  # (C, H', W')
-    png = _png(grid)
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 or grid.shape[0] == 1 else array)
+    picture = picture.resize((picture.width * 3, picture.height * 3), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    png = buffer.getvalue()
     return {
         "title": "Retain-side hold-out (centre box of half the side): masked input, base output, new output",
         "set": "retain",
@@ -28,29 +33,3 @@ def retain_grid(base, candidate, images: torch.Tensor, sample_keys: list[str], *
         "png_digest": hashlib.sha256(png).hexdigest(),
         "png_base64": base64.b64encode(png).decode(),
     }
-
-
-@torch.no_grad()
-def sample_grid(base, candidate, *, seed: int, n: int = 16) -> dict:
-    """A sampler's figure: row 1 the base's samples, row 2 the new model's, from the same ``n`` fixed latent codes."""
-    utils = import_torchvision().utils
-    z = base.latent(n, torch.Generator().manual_seed(seed + 104729))
-    rows = torch.cat([base.sample(z), candidate.sample(z)])  # (2n, C, H, W)
-    png = _png(utils.make_grid(rows.cpu().clamp(0, 1), nrow=n, padding=2, pad_value=1.0))
-    return {
-        "title": "Generated samples from the same latent codes: base (top), new model (bottom)",
-        "set": "generated",
-        "sample_keys": [],
-        "png_digest": hashlib.sha256(png).hexdigest(),
-        "png_base64": base64.b64encode(png).decode(),
-    }
-
-
-def _png(grid: torch.Tensor) -> bytes:
-    """(C, H, W) in [0, 1] -> PNG bytes, enlarged 3x."""
-    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 or grid.shape[0] == 1 else array)
-    picture = picture.resize((picture.width * 3, picture.height * 3), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()

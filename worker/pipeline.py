@@ -40,7 +40,7 @@ from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.queue import Dispatcher
 from service.storage import ArtifactStore, make_store
-from worker.figures import retain_grid, sample_grid
+from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
 from worker.probe import split_sets
@@ -159,10 +159,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     candidate = result.adapter
     keys = [r.sample_key for r in inputs.holdout.records]
-    if is_sampler(base):
-        figures = [sample_grid(base, candidate, seed=config.seed)]
-    else:
-        figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
+    # a sampler's samples could reproduce forget images (that is what membership tests): no figure
+    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) and not is_sampler(base) else []
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded - run.evaluate_s, "evaluate_s": run.evaluate_s}
     history = [{"step": h.step, **h.losses} for h in result.history]
     used = {**result.config.to_dict(), "params": params_to_dict(params)}

@@ -37,7 +37,7 @@ _CHUNK = 512
 
 @dataclass(frozen=True)
 class SamplerJudgement(Judgement):
-    """A :class:`Judgement` of a sampler; ``metrics["samples"]`` holds before/after of every number."""
+    """A :class:`Judgement` of a sampler; ``metrics["samples"]["before"|"after"]["generated"]`` holds its numbers."""
 
 
 class SamplerJudge:
@@ -77,16 +77,17 @@ class SamplerJudge:
 
     @torch.no_grad()
     def _numbers(self, model) -> dict[str, Any]:
+        """{"generated": {number: value}, "class_shares": {class: share}} of ``model``'s samples."""
         images = torch.cat([model.sample(self.z[i : i + _CHUNK]) for i in range(0, len(self.z), _CHUNK)])
         out: dict[str, Any] = {"n_samples": len(images)}
+        shares: dict[str, float] = {}
         kept = torch.ones(len(images), dtype=torch.bool)
         if self.features is not None:
             feats, logits = _features_and_logits(self.features, images)
             pred = logits.argmax(1).cpu()
             names = (getattr(self.features, "header", None) or {}).get("class_names") or []
             counts = torch.bincount(pred, minlength=logits.shape[1]).double() / len(pred)
-            out["class_shares"] = {(names[i] if i < len(names) else str(i)): round(float(counts[i]), 6)
-                                   for i in range(logits.shape[1])}  # fmt: skip
+            shares = {(names[i] if i < len(names) else str(i)): round(float(counts[i]), 6) for i in range(logits.shape[1])}
             if self.forget_idx is not None:
                 hit = torch.isin(pred, self.forget_idx.cpu())
                 out["forgotten_class_share"] = round(float(hit.double().mean()), 6)
@@ -100,23 +101,24 @@ class SamplerJudge:
             out["nn_membership_auc"] = round(auc(-d_forget, -d_never), 6)
             out["nn_distance_forget_mean"] = round(float(d_forget.mean()), 6)
             out["nn_distance_never_seen_mean"] = round(float(d_never.mean()), 6)
-        return out
+        return {"generated": out, "class_shares": shares}
 
     @torch.no_grad()
     def __call__(self, candidate) -> SamplerJudgement:
-        after = self._numbers(candidate)
-        metrics = {"samples": {"before": self.before, "after": after}}
+        after_all = self._numbers(candidate)
+        metrics = {"samples": {"before": self.before, "after": after_all}}
+        before, after = self.before["generated"], after_all["generated"]
         membership = None
         if "nn_membership_auc" in after:
             membership = {"attack": "nearest_neighbour", "space": "pixels (L2)", "n_forget": len(self.sets.forget),
                           "n_never_seen": len(self.sets.reference), "n_samples": len(self.z),
-                          "raw": {"before": {"auc": self.before["nn_membership_auc"]},
+                          "raw": {"before": {"auc": before["nn_membership_auc"]},
                                   "after": {"auc": after["nn_membership_auc"]}}}  # fmt: skip
         evidence = None
         if "forgotten_class_share" in after:
             evidence = {"measure": "share of generated samples the classifier assigns to a forgotten class",
                         "classes": list(self.sets.forget_classes),
-                        "before": self.before["forgotten_class_share"], "after": after["forgotten_class_share"]}  # fmt: skip
+                        "before": before["forgotten_class_share"], "after": after["forgotten_class_share"]}  # fmt: skip
         return SamplerJudgement(metrics, membership, evidence, dict(self.unavailable))
 
 

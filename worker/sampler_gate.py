@@ -62,7 +62,8 @@ _UPPER = set(SAMPLER_GATE)  # every sampler check is an upper bound on its value
 
 def check_sampler_gate(judgement, overrides: dict[str, float | None]) -> GateResult:
     thresholds = {**SAMPLER_GATE, **{k: v for k, v in overrides.items() if k in SAMPLER_GATE}}
-    before, after = judgement.metrics["samples"]["before"], judgement.metrics["samples"]["after"]
+    sides = judgement.metrics["samples"]
+    before, after = sides["before"]["generated"], sides["after"]["generated"]
     values = _values(before, after)
     checks = [_check(name, thresholds[name], values[name], judgement) for name in SAMPLER_GATE]
     statuses = {c["status"] for c in checks}

@@ -25,7 +25,7 @@ REFERENCE_WIDTH = 96
 LR_RANGE = (1e-5, 1e-3)
 WIDTH_KEYS = {"mae": "embed_dim"}
 # Families with their own recommendation (worker/unlearn/config.py FAMILY_RECOMMENDED): keys over RECOMMENDED.
-FAMILY_RECOMMENDED: dict[str, dict[str, Any]] = {"gan": {"lr": 2e-4, "alpha": 1.0, "steps": 400, "batch_size": 64}}
+FAMILY_RECOMMENDED: dict[str, dict[str, Any]] = {"gan": {"lr": 2e-3, "alpha": 1.0, "steps": 400, "batch_size": 64}}
 
 # Keys of older configs (the demo checkpoint's header, rows written before the budget was explicit).
 LEGACY_RENAMED = {"max_steps": "steps"}

@@ -105,7 +105,7 @@ def test_sampler_judge_and_gate_fail_a_model_that_still_generates_the_class(tiny
     assert isinstance(judge, SamplerJudge)
     same = judge(gan)
     assert isinstance(same, SamplerJudgement)
-    before = same.metrics["samples"]["before"]
+    before = same.metrics["samples"]["before"]["generated"]
     assert 0.3 < before["forgotten_class_share"] < 0.7 and before["n_samples"] == 2048
     assert "retained_frechet" in before and 0 <= before["nn_membership_auc"] <= 1
     gate = check_gate(same, {})
