@@ -38,7 +38,7 @@ BROKEN = {
     "a tensor name twice": (_with_header(
         '{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, '
         '"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]}}', FOUR_FLOATS * 2), "duplicate keys ['a']"),
-    "unknown family": (tiny_checkpoint(family="gan"), "unknown model family 'gan'"),
+    "unknown family": (tiny_checkpoint(family="nope"), "unknown model family 'nope'"),
     "empty config": (tiny_checkpoint(config={}), "'config' must be a non-empty JSON object"),
     "no Oblivio header": (safetensors_file(GOOD), "without an Oblivio header"),
     "another format": (safetensors_file(GOOD, {"oblivio": json.dumps({"family": "mae", "config": {"a": 1}})}),

@@ -126,7 +126,7 @@ def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
     return torch.cat([torch.cdist(a[i : i + _CHUNK], b).square() for i in range(0, len(a), _CHUNK)])
 
 
-@register_method("gan_cascade", trains="generator", params_class=GanCascadeParams,
+@register_method("gan_cascade", trains="generator", params_class=GanCascadeParams, kind="sampler",
                  summary="GANs: substitutes for the forget images, a fake label for D, unlearning and learning "
                          "stages in cascade (Sun et al. 2023)")  # fmt: skip
 def run_gan_cascade(
