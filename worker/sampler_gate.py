@@ -3,19 +3,26 @@
 Statuses and verdicts as in worker/gate.py (passed, failed, disabled, not_evaluated, not_applicable).
 A model's ``gate_thresholds`` may override these names like any other check; null disables one.
 
-Thresholds (README "GAN family" has the measurements behind them):
+Thresholds, measured on the demo GAN (benchmarks/gan_retrain.py -> benchmarks/results/gan_retrain.json,
+README "GAN family"). A threshold the GAN retrained without the forget set would fail is not honest:
+each default below is met by that retrained reference.
 
-- ``sampler_class_max_share_ratio`` 0.35: after unlearning, a forgotten class may keep at most this
-  share of the base's share of generated samples. The target is the share of a GAN retrained
-  without the class; it is not available at job time (retraining is what unlearning avoids), so
-  the check asks for a substantial cut instead: the retrained demo GAN's share is about a fifth
-  of the base's (the classifier's confusions with neighbouring classes stay), so 0.35 is met by a
-  model that stopped generating the class and failed by one that only made it rarer.
-- ``sampler_mia_max_auc_above_chance`` / ``sampler_mia_max_auc_below_chance`` 0.05: the nearest-
-  neighbour membership AUC (forget images vs never-seen ones) within 0.5 +- delta, delta widened
-  to 2 null standard deviations for small sets (worker/unlearn/mia.py ``tolerance``).
+- ``sampler_class_max_share_ratio`` 0.75: after unlearning, a forgotten class may keep at most this
+  fraction of the base's share of generated samples. The target is the share of a GAN retrained
+  without the class, which is not available at job time (retraining is what unlearning avoids).
+  On the demo (class sandal) the base's share is 0.132, the retrained GAN's 0.088 (ratio 0.67: the
+  classifier calls some of its blurry sneakers and boots sandals), the cascade's 0.004 (ratio 0.03).
+  0.75 lets the retrained reference pass and fails a model that did not change (ratio 1).
+- ``sampler_mia_max_auc_above_chance`` 0.05: the nearest-neighbour membership AUC (forget vs
+  never-seen images) may exceed 0.5 by at most delta, delta widened to 2 null standard deviations
+  for small sets (worker/unlearn/mia.py ``tolerance``): the forget images are not closer to what
+  the model generates than images it never saw.
+- ``sampler_mia_max_auc_below_chance`` 0.05: the AUC may fall below min(0.5, the base's AUC) by at
+  most delta: not conspicuously far (over-forgotten). Relative to the base because the sets alone
+  can sit below 0.5: the demo's 64 items score 0.400 on the base and 0.405 on the retrained GAN.
 - ``sampler_retain_max_frechet_increase`` 0.5: the retained classes' Fréchet distance (classifier
-  features, samples vs hold-out) may grow by at most half of the base's.
+  features, samples vs hold-out) may grow by at most half of the base's (demo: cascade +0.37 on
+  the class request and +0.11 on the items; retrained -0.04 and +0.16).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from worker.gate import (
 from worker.unlearn.mia import tolerance
 
 SAMPLER_GATE: dict[str, float | None] = {
-    "sampler_class_max_share_ratio": 0.35,
+    "sampler_class_max_share_ratio": 0.75,
     "sampler_mia_max_auc_above_chance": 0.05,
     "sampler_mia_max_auc_below_chance": 0.05,
     "sampler_retain_max_frechet_increase": 0.5,
@@ -51,8 +58,8 @@ SAMPLER_CHECKS: dict[str, tuple[str, str]] = {
         "forgotten", "GANs: nearest-neighbour membership AUC (forget vs never-seen images, distance to the closest "
                      "generated sample) may exceed 0.5 by at most delta"),
     "sampler_mia_max_auc_below_chance": (
-        "not_over_forgotten", "GANs: nearest-neighbour membership AUC may fall below 0.5 by at most delta: the forget "
-                              "images are not conspicuously far from what the model generates"),
+        "not_over_forgotten", "GANs: nearest-neighbour membership AUC may fall below min(0.5, the base's AUC) by at "
+                              "most delta: the forget images are not conspicuously far from what the model generates"),
     "sampler_retain_max_frechet_increase": (
         "retain", "GANs: the retained classes' Fréchet distance (classifier features, samples vs retain hold-out) "
                   "may grow by at most this fraction of the base's"),
@@ -87,10 +94,11 @@ def _values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float | 
     if "retained_frechet" in after and "retained_frechet" in before and before["retained_frechet"] > 0:
         frechet = (after["retained_frechet"] - before["retained_frechet"]) / before["retained_frechet"]
     auc = after.get("nn_membership_auc")
+    floor = min(0.5, before.get("nn_membership_auc", 0.5))
     return {
         "sampler_class_max_share_ratio": share,
         "sampler_mia_max_auc_above_chance": None if auc is None else auc - 0.5,
-        "sampler_mia_max_auc_below_chance": None if auc is None else 0.5 - auc,
+        "sampler_mia_max_auc_below_chance": None if auc is None else floor - auc,
         "sampler_retain_max_frechet_increase": frechet,
     }
 
@@ -126,7 +134,8 @@ def _membership_verdict(mia: dict[str, Any] | None, thresholds: dict[str, float 
     if mia is None:
         return None
     n, m, auc = mia["n_forget"], mia["n_never_seen"], mia["raw"]["after"]["auc"]
+    floor = min(0.5, mia["raw"]["before"]["auc"])
     up = tolerance(n, m, thresholds["sampler_mia_max_auc_above_chance"] or SAMPLER_GATE["sampler_mia_max_auc_above_chance"])
     low = tolerance(n, m, thresholds["sampler_mia_max_auc_below_chance"] or SAMPLER_GATE["sampler_mia_max_auc_below_chance"])
     return {"auc": auc, "delta_above": round(up, 6), "delta_below": round(low, 6),
-            "forgotten": auc <= 0.5 + up, "not_over_forgotten": auc >= 0.5 - low}  # fmt: skip
+            "forgotten": auc <= 0.5 + up, "not_over_forgotten": auc >= floor - low}  # fmt: skip

@@ -155,8 +155,8 @@ GATE_CHECKS: dict[str, str] = {  # names and texts as in worker/gate.py (tests/t
         "sample) may exceed 0.5 by at most delta"
     ),
     "sampler_mia_max_auc_below_chance": (
-        "GANs: nearest-neighbour membership AUC may fall below 0.5 by at most delta: the forget images are not "
-        "conspicuously far from what the model generates"
+        "GANs: nearest-neighbour membership AUC may fall below min(0.5, the base's AUC) by at most delta: the forget "
+        "images are not conspicuously far from what the model generates"
     ),
     "sampler_retain_max_frechet_increase": (
         "GANs: the retained classes' Fréchet distance (classifier features, samples vs retain hold-out) may grow "
