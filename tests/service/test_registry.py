@@ -215,7 +215,7 @@ def test_families_installed_as_plugins_may_be_registered(api, monkeypatch):
 
     plugin = EntryPoint(name="diffusion", value="plugin.adapters:Diffusion", group=families.ENTRY_POINT_GROUP)
     monkeypatch.setattr(families, "entry_points", lambda group: [plugin] if group == families.ENTRY_POINT_GROUP else [])
-    assert families.known_families() == {"mae", "diffusion"}
+    assert families.known_families() == {"mae", "gan", "diffusion"}
     response = api.client.post("/models", headers=api.as_(Role.admin), data={"spec": SPEC},
                                files={"checkpoint": ("b", tiny_checkpoint(family="diffusion"))})
     assert response.status_code == 202 and response.json()["family"] == "diffusion"
