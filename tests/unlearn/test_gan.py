@@ -133,3 +133,16 @@ class _BrightnessNet(torch.nn.Module):
     def head(self, feats: torch.Tensor) -> torch.Tensor:
         level = feats[:, -1]
         return torch.stack([0.5 - level, level - 0.5], dim=1)
+
+
+def test_gan_training_is_reproducible_from_its_seed():
+    from worker.unlearn.families.gan import GANTrainConfig, train_gan
+
+    images = (torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    runs = []
+    for seed in (0, 0, 1):
+        gan = create_adapter("gan", TINY_GAN, seed=0)
+        train_gan(gan, images, GANTrainConfig(steps=6, batch_size=16, seed=seed))
+        runs.append(snapshot(gan))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert any(not torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
