@@ -49,6 +49,7 @@ from worker.report import verification_section
 from worker.retry import Attempts, gate_failure_message
 from worker.teacher_targets import job_targets, warm_next
 from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
+from worker.unlearn.adapters.sampler import is_sampler
 from worker.unlearn.config import recommended_config
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
@@ -158,7 +159,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     candidate = result.adapter
     keys = [r.sample_key for r in inputs.holdout.records]
-    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
+    # a sampler's samples could reproduce forget images (that is what membership tests): no figure
+    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) and not is_sampler(base) else []
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded - run.evaluate_s, "evaluate_s": run.evaluate_s}
     history = [{"step": h.step, **h.losses} for h in result.history]
     used = {**result.config.to_dict(), "params": params_to_dict(params)}

@@ -67,6 +67,7 @@ class Method(StrEnum):
     retain_label = "retain_label"
     random_encoder = "random_encoder"
     gradient_surgery = "gradient_surgery"
+    gan_cascade = "gan_cascade"
 
 
 class VersionStatus(StrEnum):

@@ -20,6 +20,7 @@ from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, 
 from service.domain.auth import actor_of
 from service.domain.deadlines import default_due, due_at_problem
 from service.domain.erasures import erased_from, erased_ids
+from service.domain.families import method_problem
 from service.domain.unlearn_config import effective_config
 from service.domain.webhooks import emit_request_status
 from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
@@ -223,6 +224,9 @@ def _validate(
     if model.current_version is None:
         raise Conflict(f"model '{model.name}' has no validated version: a worker has not checked its base checkpoint "
                        f"yet, or rejected it (GET /models/{model.name}/versions)")
+    mismatch = method_problem(family=model.family, method=body.method.value)
+    if mismatch:
+        problems.append({"field": "method", "value": body.method.value, "problem": mismatch})
     if body.mode is Mode.retain_free and model.proxy_dataset_id is None:
         problems.append({"field": "mode", "value": "retain_free", "problem": "model has no proxy dataset"})
     samples = _check_samples(session, model=model, keys=list(dict.fromkeys(body.samples)), problems=problems)

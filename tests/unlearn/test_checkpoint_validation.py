@@ -53,7 +53,7 @@ def test_nan_weights_and_a_forward_pass_that_produces_nan_are_refused() -> None:
 
 def test_an_unknown_family_or_an_impossible_config_is_a_verdict_not_a_crash() -> None:
     tensors = make_tiny("mae").state_dict()
-    assert "unknown model family 'gan'" in checkpoint_problems(_file(tensors, TINY_CONFIGS["mae"], family="gan"))[0]
+    assert "unknown model family 'nope'" in checkpoint_problems(_file(tensors, TINY_CONFIGS["mae"], family="nope"))[0]
     assert "invalid MAEConfig" in checkpoint_problems(_file(tensors, {**TINY_CONFIGS["mae"], "patch_size": 5}))[0]
     assert "unknown" in checkpoint_problems(_file(tensors, {**TINY_CONFIGS["mae"], "rm_rf": True}))[0].lower()
 
@@ -80,6 +80,6 @@ def test_a_family_declared_as_an_entry_point_is_loaded_when_a_checkpoint_names_i
 def test_the_built_in_family_is_declared_as_an_entry_point() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"][registry.ENTRY_POINT_GROUP]
-    assert declared == {"mae": "worker.unlearn.families.mae:MAEAdapter"}
+    assert declared == {"mae": "worker.unlearn.families.mae:MAEAdapter", "gan": "worker.unlearn.families.gan:GANAdapter"}
     module, _, name = declared["mae"].partition(":")
     assert getattr(__import__(module, fromlist=[name]), name) is MAEAdapter

@@ -13,6 +13,7 @@ TINY_CONFIGS = {
         decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=4, mlp_ratio=2.0, mask_ratio=0.75,
         pixel_mean=[0.3], pixel_std=[0.3],
     ),
+    "gan": dict(image_size=16, in_chans=1, latent_dim=8, g_width=8, d_width=8),
 }  # fmt: skip
 
 

@@ -5,6 +5,6 @@ Importing this package registers every built-in family; plugin families arrive t
 metrics never import a family: they reach one only through the Adapter contract and the registry.
 """
 
-from . import mae
+from . import gan, mae
 
-__all__ = ["mae"]
+__all__ = ["gan", "mae"]
