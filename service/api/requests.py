@@ -18,8 +18,8 @@ from service.domain.requests import (
     get_request,
     list_requests,
     reject_request,
-    submit_request,
 )
+from service.domain.submission import submit_request
 from service.schemas.common import UtcBound
 from service.schemas.requests import Rejection, RequestCreate, RequestPage, RequestView
 
@@ -51,12 +51,13 @@ def create(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> RequestView:
-    request, created = submit_request(session, key=key, body=body, idempotency_key=idempotency_key, settings=settings)
-    if created:
-        background.add_task(dispatcher.dispatch_pending)
-    else:
+    done = submit_request(session, key=key, body=body, idempotency_key=idempotency_key, settings=settings)
+    if not done.created:
         response.status_code = status.HTTP_200_OK
-    return request_view(request)
+        return request_view(done.request)
+    if done.due_now:  # otherwise the outbox poll sends its job when the batching window closes
+        background.add_task(dispatcher.dispatch_pending)
+    return request_view(done.request, model=done.model, sample_keys=done.sample_keys, job=done.job)
 
 
 @router.get("", response_model=RequestPage)
