@@ -170,3 +170,16 @@ def _find(app, kind):
     while not isinstance(app, kind):
         app = app.app
     return app
+
+
+def test_serve_runs_one_api_process_per_cpu_on_postgres_and_one_on_sqlite(tmp_path):
+    import os
+
+    from service.cli.operations import api_workers
+    from service.config import Settings
+
+    postgres = Settings(database_url="postgresql+psycopg://x@127.0.0.1/x", home=tmp_path)
+    assert api_workers(postgres, None) == len(os.sched_getaffinity(0))
+    assert api_workers(postgres, 3) == 3
+    assert api_workers(Settings(database_url="postgresql+psycopg://x@127.0.0.1/x", home=tmp_path, api_workers=2), None) == 2
+    assert api_workers(Settings(home=tmp_path), None) == 1
