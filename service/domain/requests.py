@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, and_, func, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
@@ -23,62 +23,65 @@ MAX_DUE_AHEAD = timedelta(days=3653)  # a legal deadline beyond 10 years is a ty
 CANCELLABLE = frozenset({RequestStatus.received, RequestStatus.pending_approval, RequestStatus.queued, RequestStatus.running})
 
 
+_JOBS, _REQUESTS, _OUTBOX = Job.__table__, UnlearnRequest.__table__, OutboxMessage.__table__
+_SIZE = select(func.count()).where(_REQUESTS.c.job_id == _JOBS.c.id).scalar_subquery()
+# Statements built once: executing a prebuilt statement skips SQLAlchemy's per-call construction and cache key.
+_LOCK_MODEL = select(Model.__table__.c.id).where(Model.__table__.c.id == bindparam("model_id")).with_for_update(key_share=True)
+_OPEN_JOBS = (
+    select(_JOBS.c.id, _JOBS.c.status, _JOBS.c.config, _JOBS.c.not_before, _JOBS.c.base_version, _JOBS.c.result_version,
+           _JOBS.c.attempts, _JOBS.c.progress_phase, _JOBS.c.progress_step, _JOBS.c.progress_total,
+           _JOBS.c.progress_rate, _JOBS.c.losses)
+    .where(_JOBS.c.model_id == bindparam("model_id"), _JOBS.c.status == bindparam("queued", type_=_JOBS.c.status.type),
+           _JOBS.c.not_before > bindparam("now", type_=_JOBS.c.not_before.type))
+    .where(_JOBS.c.mode == bindparam("mode", type_=_JOBS.c.mode.type),
+           _JOBS.c.method == bindparam("method", type_=_JOBS.c.method.type), _SIZE < bindparam("max_size"))
+    .order_by(_JOBS.c.created_at)
+    .limit(20)
+    .with_for_update(of=_JOBS, key_share=True)
+)
+_INSERT_JOB = insert(_JOBS)
+_INSERT_OUTBOX = insert(_OUTBOX)
+_NARROW = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(not_before=bindparam("not_before"))
+
+
 def job_for(
     session: Session, *, model: Model, mode: Mode, method: Method, overrides: dict, due_at: datetime,
     settings: Settings, locked: bool = False,
 ) -> tuple[Job, bool]:
-    """The open job a request joins (row locked; the caller narrows its window to the request's due
-    date) or a new job with its outbox row; True when it joins an existing one.
+    """The open job a request joins (row locked, its window narrowed to the request's due date) or a
+    new job with its outbox row; True when it joins an existing one.
 
     A job stays open for `batch_window_seconds` (never past its earliest due date); the dispatcher
     sends it when the window closes, so everything that arrived meanwhile runs in one pass. Takes
-    the model row (unless the caller holds it: `locked`), then job rows. A new job is inserted as
-    it is (no read-back): the returned `Job` is not in the session.
+    the model row (unless the caller holds it: `locked`), then job rows. The job returned is a
+    plain record of the row (not in the session): what the caller and the response need.
     """
     now = utcnow()
     config = effective_config(model=model, method=method, overrides=overrides)
-    job = _open_job(session, model=model, mode=mode, method=method, config=config, now=now, settings=settings,
-                    locked=locked)
-    if job is not None:
-        return job, True
-    window = timedelta(seconds=settings.batch_window_seconds)
+    connection = session.connection()
+    if settings.batch_window_seconds > 0:
+        if not locked:  # several job rows of one model are locked: the model row first (lock order, service.domain)
+            connection.execute(_LOCK_MODEL, {"model_id": model.id})
+        candidates = connection.execute(_OPEN_JOBS, {
+            "model_id": model.id, "queued": JobStatus.queued, "now": now, "mode": mode, "method": method,
+            "max_size": settings.batch_max_requests})
+        for row in candidates:
+            if row.config == config:
+                job = Job(**row._asdict())
+                if due_at < job.not_before:
+                    job.not_before = due_at
+                    connection.execute(_NARROW, {"job_id": job.id, "not_before": due_at})
+                return job, True
     job = Job(id=uuid.uuid4(), model_id=model.id, status=JobStatus.queued, mode=mode, method=method, config=config,
-              not_before=min(now + window, due_at), created_at=now, attempts=0, progress_step=0, progress_total=0,
-              losses={}, loss_history=[])
-    session.execute(insert(Job.__table__).values(
-        id=job.id, model_id=job.model_id, status=job.status, mode=mode, method=method, config=config,
-        not_before=job.not_before, created_at=now,
-    ))
-    session.execute(insert(OutboxMessage.__table__).values(task_name=RUN_JOB_TASK, job_id=job.id,
-                                                           payload={"job_id": str(job.id)}))
+              not_before=min(now + timedelta(seconds=settings.batch_window_seconds), due_at), created_at=now,
+              attempts=0, progress_step=0, progress_total=0, losses={})
+    connection.execute(_INSERT_JOB, {"id": job.id, "model_id": model.id, "status": job.status, "mode": mode,
+                                     "method": method, "config": config, "not_before": job.not_before, "created_at": now})
+    connection.execute(_INSERT_OUTBOX, {"task_name": RUN_JOB_TASK, "job_id": job.id, "payload": {"job_id": str(job.id)}})
     return job, False
 
 
-def _open_job(
-    session: Session, *, model: Model, mode: Mode, method: Method, config: dict, now: datetime, settings: Settings,
-    locked: bool,
-) -> Job | None:
-    if settings.batch_window_seconds <= 0:
-        return None
-    if not locked:  # several job rows of one model are locked: the model row first (lock order, service.domain)
-        session.scalar(select(Model.id).where(Model.id == model.id).with_for_update(key_share=True))
-    size = select(func.count()).where(UnlearnRequest.job_id == Job.id).correlate(Job).scalar_subquery()
-    candidates = session.execute(
-        select(Job, size)
-        .where(Job.model_id == model.id, Job.status == JobStatus.queued, Job.not_before > now)
-        .where(Job.mode == mode, Job.method == method)
-        .order_by(Job.created_at)
-        .with_for_update(of=Job, key_share=True)
-    )
-    for job, count in candidates:
-        if job.config == config and count < settings.batch_max_requests:
-            return job
-    return None
-
-
 def _attach(session: Session, *, request: UnlearnRequest, job: Job, coalesced: bool, actor: str) -> None:
-    if coalesced and request.due_at < job.not_before:
-        job.not_before = request.due_at
     request.job_id, request.status = job.id, RequestStatus.queued
     session.flush()
     record(session, actor=actor, action="request.queued", subject=_subject(request),

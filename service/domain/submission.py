@@ -34,6 +34,27 @@ from service.errors import Conflict, Unprocessable
 from service.schemas.requests import RequestCreate
 
 _SQLITE_CHUNK = 5000  # bound parameters per IN list on SQLite
+_MODELS, _SAMPLES, _REQUESTS = Model.__table__, Sample.__table__, UnlearnRequest.__table__
+# Statements built once (executing a prebuilt statement skips SQLAlchemy's construction and cache key per call).
+_MODEL = select(_MODELS).where(_MODELS.c.name == bindparam("name"))
+_MODEL_LOCKED = _MODEL.with_for_update(key_share=True)
+_ERASED = erased_from(bindparam("model_id")).label("erased")
+_NAMED = select(_SAMPLES.c.id, _SAMPLES.c.sample_key, _ERASED).where(_SAMPLES.c.dataset_id == bindparam("dataset_id"))
+_NAMED_PG = _NAMED.where(_SAMPLES.c.sample_key == any_(bindparam("keys", type_=ARRAY(String))))
+_NAMED_IN = _NAMED.where(_SAMPLES.c.sample_key.in_(bindparam("keys", expanding=True)))
+_PREVIOUS = {
+    (by_key, by_external): select(_REQUESTS.c.id, _REQUESTS.c.body_digest).where(
+        _REQUESTS.c.api_key_id == bindparam("api_key_id"),
+        or_(*([_REQUESTS.c.idempotency_key == bindparam("idempotency_key")] if by_key else []),
+            *([_REQUESTS.c.external_id == bindparam("external_id")] if by_external else [])))
+    for by_key in (True, False) for by_external in (True, False) if by_key or by_external
+}
+_INSERT_REQUEST = {
+    "postgresql": pg_insert(_REQUESTS).on_conflict_do_nothing().returning(_REQUESTS.c.id),
+    "sqlite": sqlite_insert(_REQUESTS).on_conflict_do_nothing().returning(_REQUESTS.c.id),
+}
+_REQUEST_COLUMNS = ("id", "api_key_id", "external_id", "idempotency_key", "body_digest", "model_id", "mode", "method",
+                    "classes", "config", "status", "job_id", "received_at", "updated_at", "due_at")
 _REUSED = "this Idempotency-Key or external_id was used with a different body"
 _INSERT_SAMPLES = text(
     "INSERT INTO request_samples (request_id, position, sample_id) "
@@ -93,8 +114,6 @@ def submit_request(
         if replay is None:
             raise Conflict("a submission with this Idempotency-Key or external_id is in flight; retry")
         return replay
-    if coalesced and due_at < job.not_before:
-        job.not_before = due_at  # the joined job's window closes no later than this request's due date
     _insert_samples(session, request_id=request.id, sample_ids=[s for s, _ in samples])
     _record_submission(session, key=key, request=request, model=model, samples=len(samples), job=job,
                        coalesced=coalesced)
@@ -119,16 +138,11 @@ def _record_submission(session: Session, *, key: Principal, request: UnlearnRequ
 def _replay(
     session: Session, *, key: Principal, body: RequestCreate, idempotency_key: str | None, digest: str
 ) -> Submission | None:
-    clauses = []
-    if idempotency_key:
-        clauses.append(UnlearnRequest.idempotency_key == idempotency_key)
-    if body.external_id:
-        clauses.append(UnlearnRequest.external_id == body.external_id)
-    if not clauses:
+    if not idempotency_key and not body.external_id:
         return None
-    found = session.execute(
-        select(UnlearnRequest.id, UnlearnRequest.body_digest).where(UnlearnRequest.api_key_id == key.id, or_(*clauses))
-    ).first()
+    query = _PREVIOUS[(bool(idempotency_key), bool(body.external_id))]
+    found = session.connection().execute(query, {"api_key_id": key.id, "idempotency_key": idempotency_key,
+                                                  "external_id": body.external_id}).first()
     if found is None:
         return None
     if found.body_digest != digest:
@@ -138,25 +152,19 @@ def _replay(
 
 def _insert_request(session: Session, request: UnlearnRequest) -> bool:
     """Insert the request row as it is; False when a row with its idempotency key or external id exists."""
-    table = UnlearnRequest.__table__
-    values = {c.key: getattr(request, c.key) for c in table.columns if c.key not in ("reason", "reason_detail",
-              "reviewed_by", "reviewed_at", "result_version", "finished_at")}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = pg_insert(table).values(values).on_conflict_do_nothing()
-    else:
-        statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-    return session.execute(statement.returning(table.c.id)).first() is not None
+    values = {name: getattr(request, name) for name in _REQUEST_COLUMNS}
+    statement = _INSERT_REQUEST[session.get_bind().dialect.name]
+    return session.connection().execute(statement, values).first() is not None
 
 
 def _insert_samples(session: Session, *, request_id: uuid.UUID, sample_ids: list[int]) -> None:
     if not sample_ids:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_INSERT_SAMPLES, {"request_id": request_id, "ids": sample_ids})
+        session.connection().execute(_INSERT_SAMPLES, {"request_id": request_id, "ids": sample_ids})
     else:
         rows = [{"request_id": request_id, "position": i, "sample_id": s} for i, s in enumerate(sample_ids)]
-        session.execute(insert(RequestSample.__table__), rows)
+        session.connection().execute(insert(RequestSample.__table__), rows)
 
 
 def _validate(
@@ -174,10 +182,9 @@ def _validate(
         problems.append({"field": "samples", "problem": f"more than {settings.max_samples_per_request} samples"})
     if not body.samples and not body.classes:
         problems.append({"field": "samples", "problem": "the forget set is empty: name samples or classes"})
-    query = select(Model).where(Model.name == body.model)
-    if lock_model:  # it may join an open job: the model row first (lock order, service.domain)
-        query = query.with_for_update(key_share=True)
-    model = session.scalar(query)
+    # A plain row, not an ORM object; locked when the request may join an open job (model row first:
+    # lock order, service.domain).
+    model = session.connection().execute(_MODEL_LOCKED if lock_model else _MODEL, {"name": body.model}).first()
     if model is None:
         problems.append({"field": "model", "value": body.model, "problem": "unknown model"})
         raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
@@ -197,15 +204,14 @@ def _check_samples(session: Session, *, model: Model, keys: list[str], problems:
     """Each key's sample id and erasure state in one round trip (chunks of IN lists on SQLite)."""
     if not keys:
         return []
-    erased = erased_from(model.id).label("erased")
-    base = select(Sample.id, Sample.sample_key, erased).where(Sample.dataset_id == model.training_dataset_id)
-    found: dict[str, tuple[int, bool]] = {}
+    connection = session.connection()
+    params = {"dataset_id": model.training_dataset_id, "model_id": model.id}
     if session.get_bind().dialect.name == "postgresql":
-        chunks = [base.where(Sample.sample_key == any_(bindparam("keys", keys, type_=ARRAY(String))))]
+        rows = list(connection.execute(_NAMED_PG, {**params, "keys": keys}))
     else:
-        chunks = [base.where(Sample.sample_key.in_(keys[i : i + _SQLITE_CHUNK])) for i in range(0, len(keys), _SQLITE_CHUNK)]
-    for query in chunks:
-        found.update({key: (sample_id, bool(gone)) for sample_id, key, gone in session.execute(query)})
+        rows = [r for i in range(0, len(keys), _SQLITE_CHUNK)
+                for r in connection.execute(_NAMED_IN, {**params, "keys": keys[i : i + _SQLITE_CHUNK]})]
+    found: dict[str, tuple[int, bool]] = {key: (sample_id, bool(gone)) for sample_id, key, gone in rows}
     for k in keys:
         if k not in found:
             problems.append({"field": "samples", "value": k, "problem": "unknown sample in the model's training dataset"})
