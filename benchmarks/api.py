@@ -116,6 +116,15 @@ def large_request(url: str, token: str, repeats: int = 3) -> dict:
             "median_s": round(statistics.median(times), 3)}
 
 
+def python_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this (shared) machine runs Python right now."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return round(time.process_time() - started, 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8, help="length of each closed- and open-loop phase")
@@ -124,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     load_at_start = device_info("cpu")
+    calibration = python_speed()
     with tempfile.TemporaryDirectory(prefix="oblivio-bench-api-") as tmp:
         stack = launch("postgres", Path(tmp), {"OBLIVIO_BATCH_WINDOW_SECONDS": "3600", "OBLIVIO_LOG_LEVEL": "WARNING"},
                        workers=0)
@@ -177,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
     summary = _summary(results)
     result = {
+        "workers": args.workers,
+        "python_loop_cpu_s": calibration,
         "device": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "server": f"oblivio serve --workers {args.workers} (uvicorn, uvloop, httptools) on Postgres 127.0.0.1:5432, "

@@ -38,14 +38,14 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",
     )
     admission_max_in_flight: int = Field(
-        32, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
+        64, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
     )
     admission_max_queue: int = Field(
-        64, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that the answer "
+        32, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that the answer "
         "is 503 with Retry-After at once.",
     )
     admission_wait_seconds: float = Field(
-        1.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",
+        2.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest request body accepted (checkpoint uploads excepted); larger is a 413."

@@ -63,14 +63,16 @@ SignerDep = Annotated[Signer, Depends(get_signer)]
 
 async def current_key(
     request: Request,
-    session: SessionDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     x_api_key: Annotated[str | None, Header(description="API key (alternative to Authorization)")] = None,
 ) -> Principal:
-    """The verified key: from the process's key cache on the event loop, else looked up in a pool thread."""
+    """The verified key: from the process's key cache on the event loop, else looked up in a pool thread.
+
+    The look-up is its own one-statement transaction, outside the database slots: a handler may
+    already hold a slot (SessionDep resolved first), and waiting for a second one could deadlock."""
     token = _token(authorization, x_api_key)
-    cache = request.app.state.key_cache
-    return cached_principal(cache, token) or await run_in_threadpool(authenticate, session, token=token, cache=cache)
+    principal = cached_principal(request.app.state.key_cache, token)
+    return principal or await run_in_threadpool(_authenticate, request, token)
 
 
 def _token(authorization: str | None, x_api_key: str | None) -> str | None:
