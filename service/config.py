@@ -38,11 +38,11 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",
     )
     admission_max_in_flight: int = Field(
-        64, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
+        24, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
     )
     admission_max_queue: int = Field(
-        32, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that the answer "
-        "is 503 with Retry-After at once.",
+        64, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that, or when "
+        "the wait would outlast `admission_wait_seconds` at the recent pace, the answer is 503 with Retry-After at once.",
     )
     admission_wait_seconds: float = Field(
         2.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",

@@ -2,8 +2,10 @@
 
 At most `max_in_flight` HTTP requests are worked on at once in this process; up to `max_queue`
 more wait (first come, first served) for at most `wait_seconds`. A request arriving to a full
-queue is answered `503 Unavailable` with `Retry-After` immediately, before its body is read; one
-whose wait runs out gets the same answer then. An admitted request runs to its end: what it
+queue, or to a queue it would not leave within `wait_seconds` at the recent pace (how long
+admitted requests take, a moving average, over the slots), is answered `503 Unavailable` with
+`Retry-After` immediately, before its body is read; one whose wait runs out anyway gets the same
+answer then. An admitted request runs to its end: what it
 committed was answered 201. Probes and metrics (`/healthz`, `/readyz`, `/metrics`) bypass the
 queue, so an overloaded process still reports itself alive.
 """
@@ -11,6 +13,7 @@ queue, so an overloaded process still reports itself alive.
 import asyncio
 import collections
 import math
+import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +29,7 @@ class AdmissionMiddleware:
         self.in_flight = 0
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.refused = 0  # 503s answered, for tests and metrics
+        self.service_seconds = 0.0  # moving average of how long an admitted request takes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in BYPASS:
@@ -36,16 +40,19 @@ class AdmissionMiddleware:
             detail = "the service is at capacity; nothing was recorded; retry after the given seconds"
             response = error_response(503, "Unavailable", detail, {"Retry-After": retry, "Connection": "close"})
             return await response(scope, receive, send)
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
+            self.service_seconds += 0.05 * (time.perf_counter() - started - self.service_seconds)
             self._release()
 
     async def _admit(self) -> bool:
         if self.in_flight < self.max_in_flight and not self.waiting:
             self.in_flight += 1
             return True
-        if len(self.waiting) >= self.max_queue:
+        expected_wait = (len(self.waiting) + 1) * self.service_seconds / self.max_in_flight
+        if len(self.waiting) >= self.max_queue or expected_wait > self.wait_seconds:
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
