@@ -2,8 +2,8 @@
 
 At most `max_in_flight` HTTP requests are worked on at once in this process; up to `max_queue`
 more wait (first come, first served) for at most `wait_seconds`. A request arriving to a full
-queue, or to a queue it would not leave within `wait_seconds` at the recent pace (how long
-admitted requests take, a moving average, over the slots), is answered `503 Unavailable` with
+queue, or to a queue it would not leave within half of `wait_seconds` at the recent pace (how
+long admitted requests take, a moving average, over the slots; half: the pace varies), is answered `503 Unavailable` with
 `Retry-After` immediately, before its body is read; one whose wait runs out anyway gets the same
 answer then. An admitted request runs to its end: what it
 committed was answered 201. Probes and metrics (`/healthz`, `/readyz`, `/metrics`) bypass the
@@ -52,7 +52,7 @@ class AdmissionMiddleware:
             self.in_flight += 1
             return True
         expected_wait = (len(self.waiting) + 1) * self.service_seconds / self.max_in_flight
-        if len(self.waiting) >= self.max_queue or expected_wait > self.wait_seconds:
+        if len(self.waiting) >= self.max_queue or expected_wait > self.wait_seconds / 2:  # margin: the pace varies
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)

@@ -137,10 +137,10 @@ def test_admission_refuses_at_once_beyond_the_queue_and_completes_what_it_admitt
         assert sorted(finished) == ["/a0", "/a1", "/a2", "/a3"] and call_count(admission) == (0, 0)
 
         gate.clear()
-        admission.service_seconds = 6.0  # recent requests took 6 s each over 2 slots: 3 s per place in the queue
-        holding = [asyncio.create_task(call(f"/c{i}")) for i in range(3)]  # 2 in flight, 1 queued (expects 3 s < 5)
+        admission.service_seconds = 4.0  # recent requests took 4 s each over 2 slots: 2 s per place in the queue
+        holding = [asyncio.create_task(call(f"/c{i}")) for i in range(3)]  # 2 in flight, 1 queued (expects 2 s < 5/2)
         await asyncio.sleep(0.05)
-        status, headers, elapsed = await call("/c3")  # would wait 6 s > 5: refused at once though the queue has room
+        status, headers, elapsed = await call("/c3")  # would wait 4 s > 5/2: refused at once though the queue has room
         assert status == 503 and elapsed < 0.1 and call_count(admission) == (2, 1)
         gate.set()
         assert [s for s, _, _ in await asyncio.gather(*holding)] == [201] * 3
