@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         "the wait would outlast `admission_wait_seconds` at the recent pace, the answer is 503 with Retry-After at once.",
     )
     admission_wait_seconds: float = Field(
-        2.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",
+        4.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest request body accepted (checkpoint uploads excepted); larger is a 413."

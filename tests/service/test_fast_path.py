@@ -170,7 +170,7 @@ def test_a_refusal_by_the_admission_queue_is_a_json_problem(api):
         assert api.client.get("/healthz").status_code == 200  # probes bypass the queue
     finally:
         admission.in_flight = 0
-    assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "4"
     assert refused.json()["error"] == "Unavailable" and refused.json()["request_id"]
     assert api.session.scalar(select(func.count()).select_from(UnlearnRequest)) == 0
 
