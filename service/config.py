@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",
     )
     admission_max_in_flight: int = Field(
-        48, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
+        24, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
     )
     admission_max_queue: int = Field(
         64, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that, or when "

@@ -2,8 +2,8 @@
 
 At most `max_in_flight` HTTP requests are worked on at once in this process; up to `max_queue`
 more wait (first come, first served) for at most `wait_seconds`. A request arriving to a full
-queue, or to a queue it would not leave within half of `wait_seconds` at the recent pace (how
-long admitted requests take, a moving average, over the slots; half: the pace varies), is answered `503 Unavailable` with
+queue, or to a queue it would not leave within half of `wait_seconds` at the recent pace (a
+moving average of the time between completions while requests wait; half: the pace varies), is answered `503 Unavailable` with
 `Retry-After` immediately, before its body is read; one whose wait runs out anyway gets the same
 answer then. An admitted request runs to its end: what it
 committed was answered 201. Probes and metrics (`/healthz`, `/readyz`, `/metrics`) bypass the
@@ -29,7 +29,8 @@ class AdmissionMiddleware:
         self.in_flight = 0
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.refused = 0  # 503s answered, for tests and metrics
-        self.service_seconds = 0.0  # moving average of how long an admitted request takes
+        self.interval = 0.0  # moving average of the time between completions while the process is full
+        self._last_done: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in BYPASS:
@@ -40,18 +41,17 @@ class AdmissionMiddleware:
             detail = "the service is at capacity; nothing was recorded; retry after the given seconds"
             response = error_response(503, "Unavailable", detail, {"Retry-After": retry, "Connection": "close"})
             return await response(scope, receive, send)
-        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.service_seconds += 0.05 * (time.perf_counter() - started - self.service_seconds)
+            self._pace()
             self._release()
 
     async def _admit(self) -> bool:
         if self.in_flight < self.max_in_flight and not self.waiting:
             self.in_flight += 1
             return True
-        expected_wait = (len(self.waiting) + 1) * self.service_seconds / self.max_in_flight
+        expected_wait = (len(self.waiting) + 1) * self.interval
         if len(self.waiting) >= self.max_queue or expected_wait > self.wait_seconds / 2:  # margin: the pace varies
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -70,6 +70,16 @@ class AdmissionMiddleware:
             else:
                 self._withdraw(turn)
             raise
+
+    def _pace(self) -> None:
+        """Time between completions, counted only while the process is full (idle gaps are no pace)."""
+        now = time.perf_counter()
+        if self.waiting or self.in_flight >= self.max_in_flight:
+            if self._last_done is not None:
+                self.interval += 0.1 * (now - self._last_done - self.interval)
+            self._last_done = now
+        else:
+            self._last_done = None
 
     def _withdraw(self, turn: asyncio.Future[None]) -> None:
         turn.cancel()

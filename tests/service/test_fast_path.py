@@ -137,7 +137,7 @@ def test_admission_refuses_at_once_beyond_the_queue_and_completes_what_it_admitt
         assert sorted(finished) == ["/a0", "/a1", "/a2", "/a3"] and call_count(admission) == (0, 0)
 
         gate.clear()
-        admission.service_seconds = 4.0  # recent requests took 4 s each over 2 slots: 2 s per place in the queue
+        admission.interval = 2.0  # recently one request finished every 2 s: 2 s per place in the queue
         holding = [asyncio.create_task(call(f"/c{i}")) for i in range(3)]  # 2 in flight, 1 queued (expects 2 s < 5/2)
         await asyncio.sleep(0.05)
         status, headers, elapsed = await call("/c3")  # would wait 4 s > 5/2: refused at once though the queue has room
@@ -192,3 +192,48 @@ def test_serve_runs_one_api_process_per_cpu_on_postgres_and_one_on_sqlite(tmp_pa
     assert api_workers(postgres, 3) == 3
     assert api_workers(Settings(database_url="postgresql+psycopg://x@127.0.0.1/x", home=tmp_path, api_workers=2), None) == 2
     assert api_workers(Settings(home=tmp_path), None) == 1
+
+
+def test_the_same_path_on_sqlite(tmp_path):
+    """Embedded mode: IN lists instead of ANY, executemany instead of unnest, the same answers."""
+    from fastapi.testclient import TestClient
+
+    from service.config import Settings
+    from service.db.enums import DatasetKind
+    from service.db.migrate import upgrade
+    from service.main import create_app
+    from tests.builders import make_dataset, make_key, tiny_checkpoint, validate_model, write_samples
+
+    settings = Settings(home=tmp_path / "home", data_roots=[tmp_path / "data"], batch_window_seconds=3600,
+                        outbox_poll_seconds=3600, register_wait_seconds=0)
+    upgrade(settings)
+    app = create_app(settings)
+    with app.state.sessions() as session:
+        officer, admin = make_key(session, Role.officer), make_key(session, Role.admin)
+        make_dataset(session, "train", DatasetKind.training, write_samples(tmp_path / "data", "tr", ["cat", "dog"], 3),
+                     settings.data_roots)
+        make_dataset(session, "proxy", DatasetKind.proxy, write_samples(tmp_path / "data", "px", ["cat"], 2),
+                     settings.data_roots)
+        session.commit()
+    with TestClient(app) as client:
+        client.post("/models", headers={"Authorization": f"Bearer {admin}"},
+                    data={"spec": '{"name": "m", "training_dataset": "train", "proxy_dataset": "proxy"}'},
+                    files={"checkpoint": ("m.safetensors", tiny_checkpoint())}).raise_for_status()
+        with app.state.sessions() as session:
+            validate_model(session, "m")
+            session.commit()
+        as_officer = {"Authorization": f"Bearer {officer}", "Idempotency-Key": "k"}
+        body = {"model": "m", "samples": ["tr-dog-002", "tr-cat-000"], "classes": ["cat"]}
+        first = client.post("/unlearn-requests", json=body, headers=as_officer)
+        again = client.post("/unlearn-requests", json=body, headers=as_officer)
+        other = client.post("/unlearn-requests", json={"model": "m", "samples": ["tr-cat-001"]}, headers=as_officer)
+        joined = client.post("/unlearn-requests", json={"model": "m", "samples": ["tr-cat-001"]},
+                             headers={"Authorization": f"Bearer {officer}"})
+        unknown = client.post("/unlearn-requests", json={"model": "m", "samples": ["nope"]},
+                              headers={"Authorization": f"Bearer {officer}"})
+        shown = client.get(f"/unlearn-requests/{first.json()['id']}", headers={"Authorization": f"Bearer {admin}"})
+    assert first.status_code == 201 and again.status_code == 200 and again.json() == first.json() == shown.json()
+    assert first.json()["samples"] == ["tr-dog-002", "tr-cat-000"]
+    assert other.status_code == 409  # same key, another body
+    assert joined.status_code == 201 and joined.json()["job"]["id"] == first.json()["job"]["id"]
+    assert unknown.status_code == 422 and unknown.json()["detail"]["items"][0]["value"] == "nope"
