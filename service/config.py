@@ -50,6 +50,23 @@ class Settings(BaseSettings):
         description="Most HTTP requests holding a database transaction at once; the rest wait without holding "
         "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
     )
+    key_cache_seconds: float = Field(
+        2.0, ge=0, le=60, description="How long a verified API key is cached in each API process (0 = no cache); a "
+        "key revoked through another process is refused at the latest this long after the revoke.",
+    )
+    api_workers: int = Field(
+        0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",
+    )
+    admission_max_in_flight: int = Field(
+        24, ge=1, description="Most HTTP requests one API process works on at once; the next ones wait in its queue.",
+    )
+    admission_max_queue: int = Field(
+        64, ge=0, description="Most HTTP requests waiting for admission in one API process; beyond that, or when "
+        "the wait would outlast `admission_wait_seconds` at the recent pace, the answer is 503 with Retry-After at once.",
+    )
+    admission_wait_seconds: float = Field(
+        4.0, gt=0, description="Longest a request waits in the admission queue before it is answered 503.",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest request body accepted (checkpoint uploads excepted); larger is a 413."
     )

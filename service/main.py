@@ -11,11 +11,13 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from service.api import audit, datasets, deadlines, health, jobs, keys, metrics, models, requests, translog, webhooks
+from service.api.admission import AdmissionMiddleware
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
 from service.audit.sealer import Sealer
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
+from service.domain.auth import KeyCache
 from service.db.migrate import head_revision
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
     app.state.schema_head = head_revision()
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AdmissionMiddleware, max_in_flight=settings.admission_max_in_flight,
+                       max_queue=settings.admission_max_queue, wait_seconds=settings.admission_wait_seconds)
     app.add_middleware(InternalErrorMiddleware)  # a JSON 500 with the request id, never plain text
     app.add_middleware(RequestContextMiddleware)  # outermost: every line of a request carries its id
     return app

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", "run the API (uvicorn, JSON logs)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=None,
+                       help="API processes (default OBLIVIO_API_WORKERS, else one per CPU on Postgres, 1 on SQLite)")
     command("worker", "run a Celery unlearning worker (extra arguments go to Celery)")
     command("migrate", "apply database migrations (alembic upgrade head)")
     purge = command("purge", "purge checkpoint files of versions superseded past the grace period")

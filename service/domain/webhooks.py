@@ -126,9 +126,10 @@ def emit(session: Session, *, event_type: str, data: dict[str, Any]) -> int:
     return len(webhooks)
 
 
-def emit_request_status(session: Session, *, request: UnlearnRequest) -> int:
-    """A request reached a new status: `request.<status>` with what a subscriber needs to act on it."""
-    model = session.scalar(select(Model.name).where(Model.id == request.model_id))
+def emit_request_status(session: Session, *, request: UnlearnRequest, model_name: str | None = None) -> int:
+    """A request reached a new status: `request.<status>` with what a subscriber needs to act on it.
+    `model_name`: the caller's, when it has it (the submission path reads nothing back)."""
+    model = model_name or session.scalar(select(Model.name).where(Model.id == request.model_id))
     return emit(session, event_type=f"request.{request.status.value}", data={
         "request_id": str(request.id), "external_id": request.external_id, "model": model,
         "status": request.status.value, "reason": request.reason, "job_id": str(request.job_id) if request.job_id else None,

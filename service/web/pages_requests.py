@@ -21,7 +21,8 @@ from service.db.models import AuditEvent, Model, RequestSample, UnlearnRequest
 from service.domain.auth import actor_of, require_role
 from service.domain.deadlines import DUE_SOON_DAYS, extend_request, urgency
 from service.domain.reports import receipt_for_request, report_for_request, signed_document
-from service.domain.requests import approve_request, cancel_request, get_request, reject_request, submit_request
+from service.domain.requests import approve_request, cancel_request, get_request, reject_request
+from service.domain.submission import submit_request
 from service.errors import NotFound, ServiceError
 from service.schemas.common import UtcBound
 from service.schemas.requests import RequestCreate
@@ -120,8 +121,8 @@ def file_request(
         body["external_id"] = external_id.strip()
     try:
         parsed = RequestCreate.model_validate(body)
-        filed, _ = submit_request(session, key=key, body=parsed, settings=settings,
-                                  idempotency_key=f"ui:{idempotency_key}" if idempotency_key else None)
+        filed = submit_request(session, key=key, body=parsed, settings=settings,
+                               idempotency_key=f"ui:{idempotency_key}" if idempotency_key else None).request
     except ValidationError as exc:
         return _refused(request, session, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
     except ServiceError as exc:
@@ -129,6 +130,7 @@ def file_request(
             raise
         session.rollback()
         return _refused(request, session, _problems(exc.detail))
+    session.commit()  # before the dispatcher looks for the new job
     background.add_task(dispatcher.dispatch_pending)
     return redirect(f"/ui/requests/{filed.id}")
 
