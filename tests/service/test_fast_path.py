@@ -16,7 +16,7 @@ from service.db.models import ApiKey, RequestSample, UnlearnRequest
 # their erasure state + open jobs with their sizes + the request + its samples, and two inserts more
 # when it opens a job. Before issue 13 a single-sample submission took 15 (key looked up twice, a
 # savepoint, an UPDATE of the row just inserted, two read-backs, one more query per open job).
-JOINS, OPENS = 6, 8
+JOINS, OPENS = 7, 9  # each includes one read of the live webhooks (request events are queued in the transaction)
 
 
 @contextmanager
