@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# make demo DEMO_ARGS=--keep-running: API, worker and dashboard stay up at the end
+DEMO_ARGS ?=
 
-.PHONY: demo test install services data clean
+.PHONY: demo test install services data browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +21,15 @@ data:
 	@bash scripts/ensure-dataset.sh
 
 demo: install data
-	$(VENV)/bin/oblivio demo
+	$(VENV)/bin/oblivio demo $(DEMO_ARGS)
 
 services:
 	@bash scripts/ensure-services.sh
 
-test: install data services
+browser:
+	@bash scripts/ensure-browser.sh
+
+test: install data services browser
 	$(PY) -m pytest -q
 
 clean:

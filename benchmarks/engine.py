@@ -1,9 +1,12 @@
 """Time per unlearning step: the reference loop, ours (cached teacher targets), and the floor.
 
-    python -m benchmarks.engine [--batch 64] [--steps 15] [--rounds 3] [--device cpu] [--threads N]
+    python -m benchmarks.engine [--model demo|vit-b16] [--batch 64] [--steps 15] [--rounds 3] [--device cpu]
+                                [--threads N] [--fashion-mnist DIR] [--images N] [--dry-run]
 
-Same model (the committed demo MAE), same data (forget: Fashion-MNIST training images of class 1;
-retain side: the test split minus that class, the proxy set), same batch size and masks ratio:
+Same model (`demo`: the committed demo MAE; `vit-b16`: a randomly initialised MAE of ViT-B/16 size
+at 224 px), same data (forget: Fashion-MNIST training images of class 1; retain side: the test
+split minus that class, the proxy set; synthetic images where Fashion-MNIST is absent and always
+for `vit-b16`), same batch size and masks ratio:
 
 (a) reference: a faithful reimplementation of the reference loop's compute per step: teacher in
     fp32 on the real input of *every* row and on a noise input of every row (noise with the batch's
@@ -16,7 +19,7 @@ retain side: the test split minus that class, the proxy set), same batch size an
     without the optimizer step.
 
 The three are interleaved in ``rounds`` so machine load hits them alike; each number is the median
-step time. Writes benchmarks/results/engine[-<device>].json.
+step time. Writes benchmarks/results/engine[-<model>][-<device>].json (no model part for `demo`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 import sys
 import time
 import types
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,18 +37,41 @@ from torch import Tensor
 
 from benchmarks.common import DEMO, FASHION_MNIST, device_info, median, write_result
 from worker.fashion_mnist import read_idx_split
-from worker.unlearn import Adapter, EncoderL2Config, load_checkpoint, run_unlearning
+from worker.unlearn import Adapter, EncoderL2Config, create_adapter, load_checkpoint, run_unlearning
 from worker.unlearn.families.mae.vit import Attention
 from worker.unlearn.runtime import configure_cpu_threads
 from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
 
 FORGET_CLASS = 1
+# ViT-B/16 (86 M encoder parameters) with the official MAE decoder, at 224 px: the size of a real generator.
+VIT_B16 = {"image_size": 224, "patch_size": 16, "in_chans": 3, "embed_dim": 768, "depth": 12, "num_heads": 12,
+           "decoder_embed_dim": 512, "decoder_depth": 8, "decoder_num_heads": 16}
+MODELS = ("demo", "vit-b16")
 
 
-def load_data() -> tuple[Tensor, Tensor]:
+def load_model(name: str) -> tuple[Adapter, dict]:
+    """The adapter and its checkpoint header (name, unlearn_defaults)."""
+    if name == "demo":
+        return load_checkpoint(DEMO / "mae.safetensors")
+    return create_adapter("mae", VIT_B16, seed=0), {"name": "vit-b16-mae (random init)", "unlearn_defaults": {}}
+
+
+def synthetic_data(adapter: Adapter, images: int) -> tuple[Tensor, Tensor]:
+    """forget (images/2, C, H, W) and proxy (images, C, H, W): smooth random images in [0, 1] at the model's size."""
+    cfg = adapter.config
+    gen = torch.Generator().manual_seed(0)
+
+    def draw(n: int) -> Tensor:
+        coarse = torch.rand(n, cfg.in_chans, cfg.image_size // 4, cfg.image_size // 4, generator=gen)
+        return F.interpolate(coarse, size=cfg.image_size, mode="bilinear", align_corners=False)  # (n, C, H, W)
+
+    return draw(max(images // 2, 1)), draw(images)
+
+
+def load_data(source: Path = FASHION_MNIST) -> tuple[Tensor, Tensor]:
     """forget (6000, 1, 28, 28): training images of FORGET_CLASS; proxy (9000, 1, 28, 28): test split minus it."""
     def split(name: str) -> tuple[Tensor, Tensor]:
-        images, labels = read_idx_split(FASHION_MNIST, name)
+        images, labels = read_idx_split(source, name)
         return torch.from_numpy(images.copy()).unsqueeze(1).float() / 255.0, torch.from_numpy(labels.astype("int64"))
 
     (train_x, train_y), (test_x, test_y) = split("train"), split("test")
@@ -165,23 +192,40 @@ def floor_steps(base: Adapter, batches: Batches, config: EncoderL2Config, steps:
     return times[1:]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="demo")
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default: the model's unlearn_defaults)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a shared CPU more threads spin-wait; 0 = CPUs available)")
+    parser.add_argument("--fashion-mnist", type=Path, default=FASHION_MNIST, help="folder of the Fashion-MNIST .gz files")
+    parser.add_argument("--images", type=int, default=2048, help="synthetic proxy images (forget: half as many)")
+    parser.add_argument("--dry-run", action="store_true", help="check the arguments and say what would run; run nothing")
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.rounds < 1 or args.images < 2 or (args.batch is not None and args.batch < 2):
+        parser.error("--steps and --rounds must be at least 1, --images and --batch at least 2")
+    torch.device(args.device)  # a malformed device name fails here, before anything runs
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    synthetic = args.model != "demo" or not (args.fashion_mnist / "train-images-idx3-ubyte.gz").is_file()
+    data = f"synthetic ({args.images} proxy images)" if synthetic else f"Fashion-MNIST from {args.fashion_mnist}"
+    if args.dry_run:
+        print(f"would time model {args.model} on {args.device}, data: {data}, {args.rounds} x {args.steps} steps")
+        return 0
     threads = configure_cpu_threads(args.threads or None)
     device = torch.device(args.device)
 
-    base, header = load_checkpoint(DEMO / "mae.safetensors")
+    base, header = load_model(args.model)
     base = base.to(device)
     config = EncoderL2Config.from_header(header["unlearn_defaults"])
     config = config.replace(batch_size=args.batch) if args.batch else config
-    forget, proxy = load_data()
+    forget, proxy = synthetic_data(base, args.images) if synthetic else load_data(args.fashion_mnist)
     spec = BankSpec()
     started = time.perf_counter()
     cache = build_cache(base, proxy, [str(i) for i in range(len(proxy))], spec, CacheKey.for_bank("demo", "proxy", spec))
@@ -204,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": threads,
         "model": {"name": header.get("name"), "params": sum(p.numel() for p in base.model.parameters()),
                   "config": base.config.to_dict()},
+        "data": data,
+        "image_size": base.config.image_size,
         "batch_size": config.batch_size,
         "steps_timed_per_variant": args.steps * args.rounds,
         "variants": {k: {"step_ms": round(v * 1e3, 3), "images_per_s": round(config.batch_size / v, 1)}
@@ -219,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                           "dtype": spec.dtype},
         "targets": {"ours_over_floor_max": 1.15, "reference_over_ours_min": 3.0 if device.type == "cuda" else 2.0},
     }
-    suffix = "" if device.type == "cpu" else f"-{device.type}"
+    suffix = ("" if args.model == "demo" else f"-{args.model}") + ("" if device.type == "cpu" else f"-{device.type}")
     path = write_result(f"engine{suffix}", result)
     print(f"reference {per_step['reference'] * 1e3:.1f} ms, ours {per_step['ours'] * 1e3:.1f} ms, "
           f"floor {per_step['floor'] * 1e3:.1f} ms per step of {config.batch_size} on {device}: "

@@ -13,6 +13,13 @@ class ServiceError(Exception):
         self.headers = headers
 
 
+class Damaged(ServiceError):
+    """A stored artifact failed its digest check and is refused."""
+
+    status_code = 500
+    error = "ArtifactDamaged"
+
+
 class BadRequest(ServiceError):
     """The request is malformed."""
 

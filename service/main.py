@@ -10,18 +10,22 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from service.api import audit, datasets, health, jobs, keys, metrics, models, requests
+from service.api import audit, datasets, deadlines, health, jobs, keys, metrics, models, requests, translog, webhooks
+from service.api.admission import AdmissionMiddleware
 from service.api.middleware import BodyLimitMiddleware, InternalErrorMiddleware
 from service.api.problems import error_response, validation_problems
+from service.audit.sealer import Sealer
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
+from service.domain.auth import KeyCache
 from service.db.migrate import head_revision
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
 from service.logs import RequestContextMiddleware
 from service.metrics import ApiMetrics, HttpMetricsMiddleware
 from service.queue import Dispatcher, make_producer
-from service.storage import make_store
+from service.storage import StoreUnavailable, make_store
+from service.web import mount_dashboard
 
 log = logging.getLogger("oblivio.api")
 
@@ -43,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     dispatcher = Dispatcher(make_producer(settings), sessions)
+    signer = Signer.from_file(settings.signing_key_file, create=True)
+    sealer = Sealer(engine, signer, origin=settings.audit_log_origin, interval=settings.audit_seal_seconds,
+                    batch=settings.audit_seal_batch)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,9 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             daemon=True,
         )
         thread.start()
+        sealing = threading.Thread(target=sealer.run_forever, args=(stop,), name="sealer", daemon=True)
+        sealing.start()
         yield
         stop.set()
         thread.join(timeout=5)
+        sealing.join(timeout=5)
         engine.dispose()
 
     app = FastAPI(title="Oblivio", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -64,16 +74,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.store = make_store(settings)
     app.state.dispatcher = dispatcher
     app.state.schema_head = head_revision()
-    app.state.signer = Signer.from_file(settings.signing_key_file, create=True)
+    app.state.signer = signer
+    app.state.sealer = sealer
     app.state.metrics = ApiMetrics(lambda: app.state.sessions)
-    for module in (requests, audit, jobs, models, datasets, keys, health, metrics):
+    for module in (requests, deadlines, audit, translog, jobs, models, datasets, keys, webhooks, health, metrics):
         app.include_router(module.router)
+    mount_dashboard(app)  # the compliance dashboard under /ui (service/web)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings, uploads=frozenset({("POST", "/models")}))
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AdmissionMiddleware, max_in_flight=settings.admission_max_in_flight,
+                       max_queue=settings.admission_max_queue, wait_seconds=settings.admission_wait_seconds)
     app.add_middleware(InternalErrorMiddleware)  # a JSON 500 with the request id, never plain text
     app.add_middleware(RequestContextMiddleware)  # outermost: every line of a request carries its id
     return app
@@ -96,6 +111,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(_: Request, exc: OperationalError):
         log.error("database unavailable: %s", exc.orig)
         return error_response(503, "Unavailable", "database unavailable; nothing was recorded", {"Retry-After": "5"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(_: Request, exc: StoreUnavailable):
+        log.error("artifact store unavailable: %s", exc)
+        return error_response(503, "Unavailable", "artifact store unavailable; nothing was recorded", {"Retry-After": "5"})
 
     @app.exception_handler(DataError)
     async def bad_value(_: Request, exc: DataError):

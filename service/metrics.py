@@ -8,6 +8,7 @@ Only the HTTP and submission counters and histograms are per process.
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -20,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.base import utcnow
 from service.db.enums import TERMINAL_REQUEST_STATUSES, FailureReason, JobStatus, RequestStatus, VersionStatus
-from service.db.models import Job, Model, ModelVersion, OutboxMessage, UnlearnRequest
+from service.db.models import AuditEvent, Job, Model, ModelVersion, OutboxMessage, UnlearnRequest
+from service.domain.deadlines import DUE_SOON_DAYS
 
 SUBMISSION_ROUTE = ("POST", "/unlearn-requests")
 log = logging.getLogger("oblivio.metrics")
@@ -147,6 +149,8 @@ def _state_gauges(session: Session) -> Iterator[GaugeMetricFamily]:
         overdue.add_metric([model], late.get((model,), 0))
     yield overdue
 
+    yield _due_soon(session, models)
+
     failures = GaugeMetricFamily("oblivio_request_failures", "Failed requests by model and reason.", labels=["model", "reason"])
     failed = _grouped(
         session, UnlearnRequest.model_id, UnlearnRequest.reason, where=[UnlearnRequest.status == RequestStatus.failed]
@@ -179,11 +183,13 @@ def _state_gauges(session: Session) -> Iterator[GaugeMetricFamily]:
 
     depth = GaugeMetricFamily(
         "oblivio_queue_depth",
-        "Work waiting: outbox = committed messages not yet handed to the broker, jobs = jobs queued for a worker.",
+        "Work waiting: outbox = committed messages not yet handed to the broker, jobs = jobs queued for a worker, "
+        "audit = committed audit events not yet sealed into the transparency log.",
         labels=["stage"],
     )
     depth.add_metric(["outbox"], session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))))
     depth.add_metric(["jobs"], session.scalar(select(func.count()).where(Job.status == JobStatus.queued)))
+    depth.add_metric(["audit"], session.scalar(select(func.count()).where(AuditEvent.leaf_index.is_(None))))
     yield depth
 
     versions = GaugeMetricFamily(
@@ -200,6 +206,23 @@ def _state_gauges(session: Session) -> Iterator[GaugeMetricFamily]:
         if version is not None:
             current.add_metric([model], version)
     yield current
+
+
+def _due_soon(session: Session, models: list[str], days: int = DUE_SOON_DAYS) -> GaugeMetricFamily:
+    """Open requests not yet overdue whose due date falls within `days` (GDPR Art. 12(3) deadlines)."""
+    now = utcnow()
+    soon = GaugeMetricFamily(
+        "oblivio_unlearn_requests_due_soon", f"Unfinished requests due within {days} days (not yet overdue).",
+        labels=["model"],
+    )
+    counts = _grouped(
+        session, UnlearnRequest.model_id,
+        where=[UnlearnRequest.status.not_in(TERMINAL_REQUEST_STATUSES), UnlearnRequest.due_at >= now,
+               UnlearnRequest.due_at < now + timedelta(days=days)],
+    )
+    for model in models:
+        soon.add_metric([model], counts.get((model,), 0))
+    return soon
 
 
 def _grouped(session: Session, model_id, *columns, where=()) -> dict[tuple[str, ...], int]:

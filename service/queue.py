@@ -19,8 +19,12 @@ from service.db.base import utcnow
 from service.db.models import Job, OutboxMessage
 from service.domain.dispatch import recover_jobs
 from service.domain.requests import RUN_JOB_TASK
+from service.domain.webhooks import DELIVER_WEBHOOK_TASK, LOST_AFTER_SECONDS, recover_deliveries
 
 QUEUE = "unlearn"
+# Deliveries have their own queue: a worker started with `--queues webhooks` sends them while
+# unlearning workers are busy with long jobs (the default worker consumes both).
+WEBHOOK_QUEUE = "webhooks"
 log = logging.getLogger("oblivio.queue")
 
 
@@ -59,6 +63,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         conf["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3,
                                             "socket_keepalive": True, "health_check_interval": 10}
     return conf
+
+
+def queue_of(task_name: str) -> str:
+    return WEBHOOK_QUEUE if task_name == DELIVER_WEBHOOK_TASK else QUEUE
 
 
 def make_producer(settings: Settings) -> Celery:
@@ -107,7 +115,7 @@ class Dispatcher:
             for row in rows:
                 row.attempts += 1
                 try:
-                    self.producer.send_task(row.task_name, kwargs=row.payload, queue=QUEUE, retry=False)
+                    self.producer.send_task(row.task_name, kwargs=row.payload, queue=queue_of(row.task_name), retry=False)
                 except Exception as exc:  # broker down: keep the row, try again later
                     log.warning("broker unavailable, outbox row %s kept: %s", row.id, exc)
                     break
@@ -121,6 +129,7 @@ class Dispatcher:
     def recover(self, redispatch_seconds: float) -> int:
         with self.sessions() as session:
             count = recover_jobs(session, redispatch_seconds=redispatch_seconds, task_name=RUN_JOB_TASK)
+            count += recover_deliveries(session, stale_seconds=max(redispatch_seconds, LOST_AFTER_SECONDS))
             session.commit()
             return count
 

@@ -57,3 +57,12 @@ def pg_engine(pg_url):
     engine = create_engine(pg_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint (moto's server mode, on a free port) for the whole run; tests make their own buckets."""
+    from tests.s3 import threaded_server
+
+    with threaded_server() as url:
+        yield url

@@ -11,6 +11,7 @@ from service.db.enums import Method
 from service.domain import unlearn_config as service_config
 from service.schemas.unlearn import GATE_CHECKS, METHOD_PARAMS, UnlearnSettings
 from worker.gate import CHECKS, DEFAULT_GATE
+from worker.sampler_gate import SAMPLER_CHECKS, SAMPLER_GATE
 from worker.unlearn import EncoderL2Config
 from worker.unlearn import config as worker_config
 from worker.unlearn.methods import get_method, list_methods
@@ -22,7 +23,7 @@ def test_the_settings_have_the_same_keys():
     assert list(UnlearnSettings.model_fields) == [f.name for f in dataclasses.fields(EncoderL2Config)]
 
 
-@pytest.mark.parametrize("family", ["mae", "diffusion", "other"])
+@pytest.mark.parametrize("family", ["mae", "diffusion", "gan", "other"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_recommendation_is_the_same(family, width):
     config = {"image_size": 28} if width is None else {"image_size": 28, "embed_dim": width}
@@ -36,6 +37,7 @@ def test_the_class_defaults_are_the_recommendation_for_an_unknown_model():
     assert (service_config.REFERENCE_WIDTH, service_config.LR_RANGE) == (
         worker_config.MAE_REFERENCE_WIDTH, worker_config.LR_RANGE)
     assert service_config.WIDTH_KEYS == worker_config.WIDTH_KEYS
+    assert service_config.FAMILY_RECOMMENDED == worker_config.FAMILY_RECOMMENDED
 
 
 @pytest.mark.parametrize("legacy", [
@@ -55,8 +57,8 @@ def test_every_method_and_its_parameters_match():
 
 
 def test_the_gate_checks_match():
-    assert list(GATE_CHECKS) == list(DEFAULT_GATE)
-    assert GATE_CHECKS == {name: text for name, (_, text) in CHECKS.items()}
+    assert list(GATE_CHECKS) == list(DEFAULT_GATE) + list(SAMPLER_GATE)
+    assert GATE_CHECKS == {name: text for name, (_, text) in {**CHECKS, **SAMPLER_CHECKS}.items()}
 
 
 @pytest.mark.parametrize("bad", [

@@ -13,25 +13,33 @@ from celery.signals import worker_shutting_down
 
 from service.config import get_settings
 from service.logs import configure_logging
-from service.queue import QUEUE
+from service.queue import QUEUE, WEBHOOK_QUEUE
+from service.storage import StoreRefused, make_store
 from worker.celery_app import make_celery
 from worker.metrics import serve_metrics
 
 log = logging.getLogger("oblivio.worker")
 UNEXPECTED_EXIT = 1
+REFUSED = 5  # like `oblivio serve`: the configuration must change before it can start
 
 
 def main(argv: list[str]) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
+    try:
+        make_store(settings)  # an S3 bucket is checked before any job: reachable, and a purge can delete every version
+    except StoreRefused as exc:
+        log.error("worker not started: %s", exc)
+        return REFUSED
     serve_metrics(settings.worker_metrics_port)
-    log.info("worker starting: queue %s, one job at a time, device %s", QUEUE, settings.worker_device,
-             extra={"queue": QUEUE, "device": settings.worker_device})
+    queues = f"{QUEUE},{WEBHOOK_QUEUE}"  # `--queues webhooks` in argv makes a delivery-only worker
+    log.info("worker starting: queues %s, one task at a time, device %s", queues, settings.worker_device,
+             extra={"queue": queues, "device": settings.worker_device})
     requested: list[str] = []
     worker_shutting_down.connect(lambda sig, how, **_: requested.append(f"{how} shutdown on {sig}"), weak=False)
     app = make_celery(settings)
     try:
-        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}",
+        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
                          f"--loglevel={settings.log_level}", *argv])
         code = 0
     except SystemExit as exc:

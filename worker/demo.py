@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         requests = _file_requests(officer, manifests["train"], args.samples, model)
         results = [_follow(officer, r) for r in requests]
         _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running, model=model)
+        _dashboard(url, admin_key, settings, keep_running=args.keep_running)
         if args.keep_running:
             say(f"the API keeps running at {url} (admin key in {settings.home / 'demo-admin.key'}), with its worker:")
             say(f"  curl -H \"Authorization: Bearer $(cat {settings.home / 'demo-admin.key'})\" "
@@ -217,6 +218,7 @@ def _report(admin: httpx.Client, results: list[dict], settings: Settings, second
         _summarise(document.json()["body"])
         say(f"  signed report: {path} (HTML next to it); check it offline:")
         say(f"    {oblivio_command()} verify {path} --public-key {key_file}")
+        _audit_proofs(admin, r["id"], reports, key_file)
         for line in after_gate_failure(r, report=str(path)):
             say(f"  next: {line}")
     say(f"versions of {model}:")
@@ -225,9 +227,40 @@ def _report(admin: httpx.Client, results: list[dict], settings: Settings, second
         mark = "  <- current" if v["is_current"] else ""
         say(f"  v{v['version']} parent={v['parent_version']} {v['status']:<10} sha256={v['checkpoint_digest'][:16]}…{mark}")
         if v["is_current"]:
-            say(f"  current generator (safetensors): {store.local_path(v['checkpoint_digest'])}")
+            say(f"  current generator (safetensors): {store.location(v['checkpoint_digest'])}")
     say(f"database: {settings.database_url}")
     say(f"demo finished in {seconds:.0f} s" + ("" if keep_running else "; API and worker stop now (--keep-running leaves them up)"))
+
+
+def _audit_proofs(admin: httpx.Client, request_id: str, reports: Path, key_file: Path) -> None:
+    """The request's receipt with its audit events' inclusion proofs, checked offline as `oblivio verify` does."""
+    from service.audit.offline import verify_document
+    from service.audit.signing import load_public_pem
+
+    for _ in range(40):  # the API's sealer signs a checkpoint about every second
+        receipt = admin.get(f"/unlearn-requests/{request_id}/receipt")
+        if receipt.status_code != 200:
+            return
+        events = receipt.json()["transparency_log"]["events"]
+        if events and all(e["index"] is not None for e in events):
+            break
+        time.sleep(0.25)
+    path = reports / f"{request_id}.receipt.json"
+    path.write_text(json.dumps(receipt.json(), indent=2))
+    ok, reason = verify_document(receipt.json(), load_public_pem(key_file.read_bytes()))
+    log = reason.rpartition("audit log: ")[2] if ok else f"NOT VERIFIED: {reason}"
+    say(f"  audit log: {log.replace('events', f'events of request {request_id[:8]}', 1)}")
+    say(f"    {oblivio_command()} verify {path} --public-key {key_file}")
+
+
+def _dashboard(url: str, admin_key: str, settings: Settings, *, keep_running: bool) -> None:
+    """Where the compliance dashboard is and the key that signs in to it (the demo's admin key)."""
+    if keep_running:
+        say(f"dashboard: {url}/ui/  (sign in with the admin key {admin_key})")
+    else:
+        say(f"dashboard: start the API again with `OBLIVIO_HOME={settings.home.resolve()} {oblivio_command()} serve "
+            f"--port 8000`, open http://127.0.0.1:8000/ui/ and sign in with the admin key {admin_key} "
+            f"(also in {settings.home / 'demo-admin.key'}); `make demo DEMO_ARGS=--keep-running` leaves it up")
 
 
 def oblivio_command() -> str:

@@ -115,3 +115,14 @@ class Judge:
 def _rows(masked: MaskedPass, rows: Tensor) -> MaskedPass:
     """The pass restricted to ``rows`` (R,) of its images."""
     return MaskedPass(masked.errors[rows], masked.predictions[rows], masked.visible_predictions[rows])
+
+
+def make_judge(base, sets: EvalSets, features, *, seed: int, probe: bool = False):
+    """The judge for ``base``'s kind: :class:`Judge` for masked models, a sampler judge (fixed latent codes) for samplers."""
+    from worker.unlearn.adapters.sampler import is_sampler
+
+    if is_sampler(base):
+        from worker.sampler_eval import PROBE_SAMPLES, SAMPLES, SamplerJudge
+
+        return SamplerJudge(base, sets, features, seed=seed, samples=PROBE_SAMPLES if probe else SAMPLES)
+    return Judge(base, sets, features, seed=seed)

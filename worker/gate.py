@@ -99,6 +99,12 @@ class GateResult:
 
 
 def check_gate(judgement: Judgement, overrides: dict[str, float | None]) -> GateResult:
+    from worker.sampler_eval import SamplerJudgement  # samplers (GANs) have their own checks
+
+    if isinstance(judgement, SamplerJudgement):
+        from worker.sampler_gate import check_sampler_gate
+
+        return check_sampler_gate(judgement, overrides)
     thresholds = {**DEFAULT_GATE, **{k: v for k, v in overrides.items() if k in DEFAULT_GATE}}
     values = _values(judgement)
     checks = [_check(name, threshold, values[name], judgement) for name, threshold in thresholds.items()]

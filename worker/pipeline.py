@@ -39,7 +39,7 @@ from service.domain.jobs import (
 from service.domain.reports import store_report
 from service.domain.versions import publish
 from service.queue import Dispatcher
-from service.storage import ArtifactStore, make_store
+from service.storage import ArtifactStore, StoreUnavailable, make_store
 from worker.figures import retain_grid
 from worker.inputs import JobInputs, ReadLog, gather_inputs
 from worker.lease import LeaseKeeper
@@ -49,6 +49,7 @@ from worker.report import verification_section
 from worker.retry import Attempts, gate_failure_message
 from worker.teacher_targets import job_targets, warm_next
 from worker.unlearn import StepInfo, checkpoint_from_bytes, checkpoint_to_bytes
+from worker.unlearn.adapters.sampler import is_sampler
 from worker.unlearn.config import recommended_config
 from worker.unlearn.data import SampleIntegrityError, SampleLoadError
 from worker.unlearn.features import load_feature_net
@@ -117,8 +118,8 @@ def _run_claimed(ctx: WorkerContext, job_id: uuid.UUID, lease: LeaseKeeper) -> s
     except Stop as stop:
         log.info("job %s stopped: %s", job_id, stop)
         return _settle_stopped(ctx, job_id)
-    except OperationalError:
-        raise  # the database is unreachable: nothing can be recorded; the task retries and re-claims
+    except (OperationalError, StoreUnavailable):
+        raise  # the database or the artifact store is unreachable: the task retries and re-claims
     except (SampleIntegrityError, SampleLoadError) as exc:
         _fail(ctx, job_id, inputs, FailureReason.invalid_samples, str(exc))
     except Exception as exc:
@@ -158,7 +159,8 @@ def _run(ctx: WorkerContext, inputs: JobInputs, lease: LeaseKeeper) -> str:
 
     candidate = result.adapter
     keys = [r.sample_key for r in inputs.holdout.records]
-    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) else []
+    # a sampler's samples could reproduce forget images (that is what membership tests): no figure
+    figures = [retain_grid(base, candidate, holdout, keys)] if len(holdout) and not is_sampler(base) else []
     timings = {"load_s": loaded - started, "unlearn_s": unlearned - loaded - run.evaluate_s, "evaluate_s": run.evaluate_s}
     history = [{"step": h.step, **h.losses} for h in result.history]
     used = {**result.config.to_dict(), "params": params_to_dict(params)}

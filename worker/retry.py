@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from worker.evaluation import Judge
+from worker.evaluation import make_judge
 from worker.gate import GateResult, check_gate
 from worker.inputs import JobInputs
 from worker.probe import Probe, Split, probe_every
@@ -30,8 +30,8 @@ class Attempts:
         started = time.perf_counter()
         self.base, self.forget, self.retain, self.inputs = base, forget, retain, inputs
         self.params, self.targets, self.on_step = params, targets, on_step
-        self.final = Judge(base, split.final, features, seed=seed)
-        self.probe = Judge(base, split.probe, features, seed=seed)
+        self.final = make_judge(base, split.final, features, seed=seed)
+        self.probe = make_judge(base, split.probe, features, seed=seed, probe=True)
         self.attempts: list[dict] = []
         self.evaluate_s = time.perf_counter() - started
 

@@ -10,16 +10,23 @@ import logging
 import time
 import uuid
 
+import httpx
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from service.config import Settings
+from service.db.session import make_engine, make_sessionmaker
 from service.domain.requests import RUN_JOB_TASK
 from service.domain.validation import VALIDATE_VERSION_TASK
+from service.domain.webhooks import DELIVER_WEBHOOK_TASK
 from service.logs import log_context
+from service.queue import WEBHOOK_QUEUE
+from service.storage import StoreUnavailable
 from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
 from worker.validation import validate_version
+from worker.webhooks import deliver
 
 log = logging.getLogger("oblivio.worker")
 
@@ -29,7 +36,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(
         name=RUN_JOB_TASK,
-        autoretry_for=(OperationalError,),
+        autoretry_for=(OperationalError, StoreUnavailable),
         retry_backoff=2,
         retry_backoff_max=120,
         retry_jitter=True,
@@ -42,11 +49,27 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             log.info("job %s delivered", job_id)  # one line per broker delivery (benchmarks/soak.py counts them)
             return _observed_run(context[0], uuid.UUID(job_id))
 
-    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
+    @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError, StoreUnavailable), retry_backoff=2, max_retries=20)
     def validate_version_task(version_id: int) -> str:
         if not context:
             context.append(WorkerContext.from_settings(settings, producer=app))
         return validate_version(context[0], version_id)
+
+    senders: list = []  # (sessions, HTTP client), built on first use: a delivery-only worker needs no torch context
+
+    @app.task(name=DELIVER_WEBHOOK_TASK, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=20)
+    def deliver_webhook_task(delivery_id: str) -> str:
+        if not senders:
+            senders.append((make_sessionmaker(make_engine(settings)), httpx.Client(follow_redirects=False)))
+        sessions, client = senders[0]
+        outcome = deliver(sessions, settings, uuid.UUID(delivery_id), client)
+        if outcome.retry_in is not None:
+            try:
+                deliver_webhook_task.apply_async(kwargs={"delivery_id": delivery_id}, countdown=outcome.retry_in,
+                                                 queue=WEBHOOK_QUEUE, retry=False)
+            except BrokerError as exc:  # the API's sweep sends it again once it is overdue
+                log.warning("retry of webhook delivery %s not scheduled: %s", delivery_id, exc)
+        return outcome.result
 
 
 def _observed_run(ctx: WorkerContext, job_id: uuid.UUID) -> str:

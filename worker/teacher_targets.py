@@ -17,6 +17,7 @@ from service.db.enums import Mode
 from service.storage import ArtifactStore
 from worker.inputs import JobInputs, Part, ReadLog
 from worker.unlearn import Adapter
+from worker.unlearn.adapters.sampler import is_sampler
 from worker.unlearn.teacher_cache import BankSpec, CachedTargets, CacheKey, CacheMismatch, build_cache
 
 log = logging.getLogger("oblivio.teacher_cache")
@@ -70,8 +71,8 @@ def warm(store: ArtifactStore, *, key: CacheKey, adapter: Adapter, proxy: Part, 
 
 def warm_next(store: ArtifactStore, inputs: JobInputs, adapter: Adapter, digest: str, roots: list[Path]) -> None:
     """After publication: build the new version's cache so the next job on it starts at the floor."""
-    if inputs.mode is not Mode.retain_free or inputs.proxy is None:
-        return
+    if inputs.mode is not Mode.retain_free or inputs.proxy is None or is_sampler(adapter):
+        return  # teacher targets are encoder latents of masked models; a sampler has none
     try:
         if not cacheable(adapter, inputs.proxy):
             return

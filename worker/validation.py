@@ -8,6 +8,7 @@ import logging
 from service.db.enums import VersionStatus
 from service.db.models import ModelVersion
 from service.domain.validation import settle_validation
+from service.storage import ArtifactDamaged
 from worker.pipeline import WorkerContext
 from worker.unlearn.checkpoint import checkpoint_problems
 
@@ -25,6 +26,8 @@ def validate_version(ctx: WorkerContext, version_id: int) -> str:
         problems = checkpoint_problems(ctx.store.get(digest))
     except OSError as exc:
         problems = [f"checkpoint file cannot be read from the store: {exc}"]
+    except ArtifactDamaged as exc:
+        problems = [str(exc)]
     with ctx.sessions.begin() as session:
         settled = settle_validation(session, version_id=version_id, problems=problems, actor=ctx.actor)
     if settled is None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from service.api.deps import Auditor, Reader, SessionDep, SettingsDep, SignerDep
 from service.api.responses import errors
 from service.api.routing import GuardedRoute
-from service.audit.chain import verify_chain
+from service.audit.logstore import subject_log, verify_tree
 from service.audit.model_keys import model_signing_public_pem
 from service.audit.render import render_html
 from service.db.models import AuditEvent
@@ -21,14 +21,15 @@ router = APIRouter(tags=["audit"], responses=errors(), route_class=GuardedRoute)
 
 
 class EventView(BaseModel):
-    seq: int
+    seq: int  # the database id: the order events were written in (paging: `after`)
+    index: int | None  # leaf index in the transparency log; null until sealed (about a second)
     at: str
     actor: str
     action: str
     subject: str
     data: dict
-    prev_hash: str
-    hash: str
+    prev_hash: str | None  # only events written before the log became a Merkle tree were hash-chained
+    hash: str | None
 
 
 class EventPage(BaseModel):
@@ -38,9 +39,12 @@ class EventPage(BaseModel):
 
 class ChainVerdict(BaseModel):
     ok: bool
-    checked: int
-    first_broken_seq: int | None
+    checked: int  # sealed events re-hashed
+    first_bad_index: int | None
+    first_broken_seq: int | None  # the same, as the event's seq (database id) where the row still exists
     reason: str | None
+    size: int  # leaves re-derived
+    checkpoints: int  # signed checkpoints whose signature and root matched
 
 
 @router.get("/audit-events", response_model=EventPage)
@@ -51,18 +55,23 @@ def events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     subject: Annotated[str | None, Query(max_length=256)] = None,
 ) -> EventPage:
-    query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit + 1)
+    query = select(AuditEvent).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(limit + 1)
     if subject:
         query = query.where(AuditEvent.subject == subject)
     rows = list(session.scalars(query))
     items = [EventView(**{**_fields(e), "at": e.at.isoformat()}) for e in rows[:limit]]
-    return EventPage(items=items, next_after=rows[limit - 1].seq if len(rows) > limit else None)
+    return EventPage(items=items, next_after=rows[limit - 1].id if len(rows) > limit else None)
 
 
 @router.get("/audit-events/verify", response_model=ChainVerdict)
-def verify(_: Auditor, session: SessionDep) -> ChainVerdict:
-    check = verify_chain(session)
-    return ChainVerdict(ok=check.ok, checked=check.checked, first_broken_seq=check.first_broken_seq, reason=check.reason)
+def verify(_: Auditor, session: SessionDep, signer: SignerDep) -> ChainVerdict:
+    """Re-derive the Merkle tree from every sealed event and check it against every signed checkpoint."""
+    check = verify_tree(session, signer.public_key)
+    seq = None
+    if check.first_bad_index is not None:
+        seq = session.scalar(select(AuditEvent.id).where(AuditEvent.leaf_index == check.first_bad_index))
+    return ChainVerdict(ok=check.ok, checked=check.checked, first_bad_index=check.first_bad_index, first_broken_seq=seq,
+                        reason=check.reason, size=check.size, checkpoints=check.checkpoints)  # fmt: skip
 
 
 @router.get(
@@ -86,8 +95,11 @@ def report(
     responses={200: {"content": {"application/json": {}}, "description": "signed receipt of this request alone"}},
 )
 def receipt(request_id: uuid.UUID, _: Reader, session: SessionDep, signer: SignerDep) -> JSONResponse:
-    """This request's samples and classes, its job's verdict and metrics, and the job report's digest, signed."""
+    """This request's samples and classes, its job's verdict and metrics, and the job report's digest, signed;
+    beside the signed body, `transparency_log`: the request's audit events with their leaf indexes and, once
+    sealed, their inclusion proofs against the latest signed checkpoint (checked offline by `oblivio verify`)."""
     document = receipt_for_request(session, request_id=request_id, signer=signer)
+    document["transparency_log"] = subject_log(session, f"request:{request_id}")
     return JSONResponse(document, headers={"X-Receipt-Digest": document["digest"]})
 
 
@@ -104,4 +116,5 @@ def model_signing_key(settings: SettingsDep) -> PlainTextResponse:
 
 
 def _fields(event: AuditEvent) -> dict:
-    return {c: getattr(event, c) for c in ("seq", "actor", "action", "subject", "data", "prev_hash", "hash")}
+    return {"seq": event.id, "index": event.leaf_index,
+            **{c: getattr(event, c) for c in ("actor", "action", "subject", "data", "prev_hash", "hash")}}  # fmt: skip

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 from service.audit.signing import Signer
 from service.config import Settings
 from service.db.enums import Role
-from service.db.models import ApiKey
-from service.domain.auth import authenticate, require_role
+from service.domain.auth import Principal, authenticate, cached_principal, require_role
 from service.queue import Dispatcher
 from service.storage import ArtifactStore
 
@@ -20,7 +19,7 @@ async def db_slot(request: Request) -> AsyncIterator[None]:
     """Admission to the database, awaited on the event loop (no thread is held while waiting).
 
     A transaction's commit runs in a pool thread after the handler returned. If every pool thread
-    were blocked inside other transactions (on the audit chain's lock, or on a free connection),
+    were blocked inside other transactions (on a row lock, or on a free connection),
     that commit could never run: bounding the transactions in flight below the thread count makes
     that deadlock impossible and turns overload into queueing.
     """
@@ -39,19 +38,19 @@ def get_session(request: Request, _slot: Annotated[None, Depends(db_slot)]) -> I
             raise
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
-def get_signer(request: Request) -> Signer:
+async def get_signer(request: Request) -> Signer:
     return request.app.state.signer
 
 
@@ -62,12 +61,18 @@ DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 
 
-def current_key(
-    session: SessionDep,
+async def current_key(
+    request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     x_api_key: Annotated[str | None, Header(description="API key (alternative to Authorization)")] = None,
-) -> ApiKey:
-    return authenticate(session, token=_token(authorization, x_api_key))
+) -> Principal:
+    """The verified key: from the process's key cache on the event loop, else looked up in a pool thread.
+
+    The look-up is its own one-statement transaction, outside the database slots: a handler may
+    already hold a slot (SessionDep resolved first), and waiting for a second one could deadlock."""
+    token = _token(authorization, x_api_key)
+    principal = cached_principal(request.app.state.key_cache, token)
+    return principal or await run_in_threadpool(_authenticate, request, token)
 
 
 def _token(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -78,24 +83,28 @@ def _token(authorization: str | None, x_api_key: str | None) -> str | None:
 
 
 async def authorise_before_body(request: Request, allowed: frozenset[Role]) -> None:
-    """What the role guard checks, done before FastAPI reads the body (see `GuardedRoute`)."""
-    async with request.app.state.db_slots:
-        await run_in_threadpool(_authorise, request, allowed)
-
-
-def _authorise(request: Request, allowed: frozenset[Role]) -> None:
+    """What the role guard checks, done before FastAPI reads the body (see `GuardedRoute`);
+    a cached key is checked on the event loop, without a thread or a database slot."""
     token = _token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    principal = cached_principal(request.app.state.key_cache, token)
+    if principal is None:
+        async with request.app.state.db_slots:
+            principal = await run_in_threadpool(_authenticate, request, token)
+    require_role(principal, allowed)
+
+
+def _authenticate(request: Request, token: str | None) -> Principal:
     with request.app.state.sessions() as session:
-        require_role(authenticate(session, token=token), allowed)
+        return authenticate(session, token=token, cache=request.app.state.key_cache)
 
 
-CurrentKey = Annotated[ApiKey, Depends(current_key)]
+CurrentKey = Annotated[Principal, Depends(current_key)]
 
 
 def roles(*allowed: Role):
     allowed_set = frozenset(allowed)
 
-    def guard(key: CurrentKey) -> ApiKey:
+    async def guard(key: CurrentKey) -> Principal:
         require_role(key, allowed_set)
         return key
 
@@ -103,9 +112,9 @@ def roles(*allowed: Role):
     return Depends(guard)
 
 
-Officer = Annotated[ApiKey, roles(Role.officer)]
-Reader = Annotated[ApiKey, roles(Role.officer, Role.auditor, Role.reviewer)]
-Reviewer = Annotated[ApiKey, roles(Role.reviewer)]
-Auditor = Annotated[ApiKey, roles(Role.auditor)]
-Admin = Annotated[ApiKey, roles(Role.admin)]
-AnyRole = Annotated[ApiKey, roles(*Role)]
+Officer = Annotated[Principal, roles(Role.officer)]
+Reader = Annotated[Principal, roles(Role.officer, Role.auditor, Role.reviewer)]
+Reviewer = Annotated[Principal, roles(Role.reviewer)]
+Auditor = Annotated[Principal, roles(Role.auditor)]
+Admin = Annotated[Principal, roles(Role.admin)]
+AnyRole = Annotated[Principal, roles(*Role)]

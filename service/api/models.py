@@ -1,10 +1,13 @@
 """Model registry, versions, checkpoint download and promotion."""
 
+import logging
+import os
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -18,11 +21,14 @@ from service.domain.auth import actor_of
 from service.domain.models import get_model, list_models, register_model
 from service.domain.validation import discard_rejected_model, model_status, version_status
 from service.domain.versions import downloadable, get_version, list_versions, promote
-from service.errors import Gone, NotFound, Unprocessable
+from service.errors import Damaged, Gone, NotFound, Unprocessable
 from service.schemas.registry import ModelSpec, ModelView, VersionView
+from service.storage import ArtifactDamaged
+from service.storage.local import CHUNK
 
 router = APIRouter(prefix="/models", tags=["models"], responses=errors(), route_class=GuardedRoute)
 _POLL_SECONDS = 0.2
+log = logging.getLogger("oblivio.api")
 
 
 @router.post(
@@ -104,22 +110,36 @@ def versions(name: str, _: AnyRole, session: SessionDep) -> list[VersionView]:
 
 @router.get(
     "/{name}/versions/{ref}/checkpoint",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors checkpoint"}, **errors(410)},
 )
-def download(name: str, ref: str, key: AnyRole, session: SessionDep, store: StoreDep) -> FileResponse:
+def download(name: str, ref: str, key: AnyRole, session: SessionDep, store: StoreDep) -> StreamingResponse:
     """A published version for any role; a superseded one (pre-erasure) for admins only; a purged one is 410."""
     model = get_model(session, name=name)
-    version = downloadable(session, model=model, ref=ref, role=key.role, actor=actor_of(key))
-    path = store.local_path(version.checkpoint_digest)
-    if not path.is_file():
-        raise NotFound(f"checkpoint of version {version.version} is {version.status.value} and no longer stored")
-    return FileResponse(
-        path,
+    version = downloadable(session, model=model, ref=ref, key=key)
+    try:
+        stored = store.open_verified(version.checkpoint_digest)
+    except FileNotFoundError:
+        raise NotFound(f"checkpoint of version {version.version} is {version.status.value} and no longer stored") from None
+    except ArtifactDamaged as exc:
+        log.error("checkpoint of %s version %d refused: %s", name, version.version, exc)
+        raise Damaged(f"checkpoint of version {version.version} failed its digest check in the artifact store "
+                      "and is refused; restore it from a backup") from None
+    size = stored.seek(0, os.SEEK_END)
+    stored.seek(0)
+    return StreamingResponse(
+        _chunks(stored),
         media_type="application/octet-stream",
-        filename=f"{name}-v{version.version}.safetensors",
-        headers={"X-Checkpoint-Sha256": version.checkpoint_digest, "X-Model-Version": str(version.version)},
+        headers={"X-Checkpoint-Sha256": version.checkpoint_digest, "X-Model-Version": str(version.version),
+                 "Content-Length": str(size),
+                 "Content-Disposition": f'attachment; filename="{name}-v{version.version}.safetensors"'},
     )
+
+
+def _chunks(stored: BinaryIO) -> Iterator[bytes]:
+    with stored:
+        while chunk := stored.read(CHUNK):
+            yield chunk
 
 
 @router.get(

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from service.logs import current_request_id
 
 MAX_ITEMS = 100  # a problem list shows its first items and the total count
-MAX_TEXT = 300  # longer strings are cut: an error never echoes a huge input back
+MAX_TEXT = 700  # longer strings are cut: an error never echoes a huge input back (700: the 12 gate check names fit)
 _NOT_ECHOED = frozenset({"input", "ctx", "url"})
 
 

@@ -3,7 +3,8 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import DispatcherDep, Officer, Reader, Reviewer, SessionDep, SettingsDep
 from service.api.responses import errors
@@ -18,8 +19,8 @@ from service.domain.requests import (
     get_request,
     list_requests,
     reject_request,
-    submit_request,
 )
+from service.domain.submission import Submission, submit_request
 from service.schemas.common import UtcBound
 from service.schemas.requests import Rejection, RequestCreate, RequestPage, RequestView
 
@@ -41,22 +42,32 @@ IdempotencyKey = Annotated[
     response_model=RequestView,
     responses={200: {"description": "Replay of an earlier submission", "model": RequestView}},
 )
-def create(
+async def create(
     body: RequestCreate,
     key: Officer,
-    session: SessionDep,
+    request: Request,
     settings: SettingsDep,
     dispatcher: DispatcherDep,
     background: BackgroundTasks,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> RequestView:
-    request, created = submit_request(session, key=key, body=body, idempotency_key=idempotency_key, settings=settings)
-    if created:
+) -> Response:
+    # One pool thread does the whole transaction, commit included (the 201 follows the commit); the
+    # view is built from what was written and serialised once.
+    async with request.app.state.db_slots:
+        done, view = await run_in_threadpool(_file, request.app.state.sessions, key, body, idempotency_key, settings)
+    if done.due_now:  # otherwise the outbox poll sends its job when the batching window closes
         background.add_task(dispatcher.dispatch_pending)
-    else:
-        response.status_code = status.HTTP_200_OK
-    return request_view(request)
+    code = status.HTTP_201_CREATED if done.created else status.HTTP_200_OK
+    return Response(view.model_dump_json(), status_code=code, media_type="application/json")
+
+
+def _file(sessions, key, body: RequestCreate, idempotency_key: str | None, settings) -> tuple[Submission, RequestView]:
+    with sessions() as session:
+        done = submit_request(session, key=key, body=body, idempotency_key=idempotency_key, settings=settings)
+        view = (request_view(done.request, model=done.model, sample_keys=done.sample_keys, job=done.job)
+                if done.created else request_view(done.request))
+        session.commit()
+    return done, view
 
 
 @router.get("", response_model=RequestPage)

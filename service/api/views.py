@@ -3,7 +3,7 @@
 from service.db.models import Job, Model, ModelVersion, UnlearnRequest
 from service.domain.unlearn_config import effective_config, model_settings, planned_steps
 from service.schemas.registry import ModelStatus, ModelView, VersionView
-from service.schemas.requests import JobSummary, Progress, RequestView
+from service.schemas.requests import ExtensionView, JobSummary, Progress, RequestView
 
 
 def job_summary(job: Job) -> JobSummary:
@@ -19,24 +19,30 @@ def job_summary(job: Job) -> JobSummary:
     )
 
 
-def request_view(request: UnlearnRequest) -> RequestView:
+def request_view(
+    request: UnlearnRequest, *, model: Model | None = None, sample_keys: list[str] | None = None, job: Job | None = None
+) -> RequestView:
+    """A stored request (relationships loaded), or one just inserted and not read back: then its
+    `model`, `sample_keys` and `job` (None: pending approval) are given beside the row."""
+    fresh = model is not None
+    model = model if fresh else request.model
+    job = job if fresh else request.job
     links = {"self": f"/unlearn-requests/{request.id}"}
     if request.job_id:
         links["job"] = f"/jobs/{request.job_id}"
     if request.result_version:
-        links["checkpoint"] = f"/models/{request.model.name}/versions/{request.result_version}/checkpoint"
-    effective = request.job.config if request.job else effective_config(
-        model=request.model, method=request.method, overrides=request.config)
+        links["checkpoint"] = f"/models/{model.name}/versions/{request.result_version}/checkpoint"
+    effective = job.config if job else effective_config(model=model, method=request.method, overrides=request.config)
     return RequestView(
         id=request.id,
         external_id=request.external_id,
-        model=request.model.name,
+        model=model.name,
         status=request.status,
         reason=request.reason,
         reason_detail=request.reason_detail,
         mode=request.mode,
         method=request.method,
-        samples=[rs.sample.sample_key for rs in request.samples],
+        samples=sample_keys if fresh else [rs.sample.sample_key for rs in request.samples],
         classes=request.classes,
         config=request.config,
         effective_config=effective,
@@ -46,9 +52,17 @@ def request_view(request: UnlearnRequest) -> RequestView:
         due_at=request.due_at,
         finished_at=request.finished_at,
         result_version=request.result_version,
-        job=job_summary(request.job) if request.job else None,
+        job=job_summary(job) if job else None,
         links=links,
+        extension=extension_view(request),
     )
+
+
+def extension_view(request: UnlearnRequest) -> ExtensionView | None:
+    if request.extended_at is None:
+        return None
+    return ExtensionView(original_due_at=request.original_due_at, extended_at=request.extended_at,
+                         extended_by=request.extended_by, reason=request.extension_reason)
 
 
 def model_view(model: Model, *, status: ModelStatus) -> ModelView:

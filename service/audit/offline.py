@@ -1,4 +1,5 @@
-"""Offline verification of everything Oblivio signs: reports and receipts, DSSE attestations, checkpoints.
+"""Offline verification of everything Oblivio signs: reports and receipts (with their audit-log inclusion
+proofs), DSSE attestations, checkpoints.
 
 Each check needs only the downloaded files and a public key: the Ed25519 key (`oblivio signing-key`)
 for documents and envelopes, the EC key (`GET /model-signing-key`) for checkpoint signatures.
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from service.audit.attestation import SLSA_PROVENANCE, STATEMENT_TYPE
 from service.audit.dsse import verify_envelope
 from service.audit.receipt import verify_document as verify_signed_document
+from service.audit.translog import verify_inclusions
 
 
 def verify_document(
@@ -24,7 +26,14 @@ def verify_document(
         return verify_envelopes(document if isinstance(document, list) else [document], public_key)
     if not isinstance(document, dict):
         return False, "not a signed Oblivio document"
-    return verify_signed_document(document, public_key, report=report)
+    ok, reason = verify_signed_document(document, public_key, report=report)
+    log = document.get("transparency_log")
+    if not ok or not isinstance(log, dict):
+        return ok, reason
+    if not log.get("checkpoint"):
+        return True, f"{reason}; audit log: no checkpoint signed yet, inclusion not checked"
+    included, why, _ = verify_inclusions(log, public_key)
+    return (True, f"{reason}; audit log: {why}") if included else (False, f"audit log: {why}")
 
 
 def verify_envelopes(envelopes: list[Any], public_key: Ed25519PublicKey) -> tuple[bool, str]:

@@ -164,12 +164,17 @@ def _metrics(metrics: dict) -> str:
     for name in _sets(metrics):
         before, after = metrics[name].get("before") or {}, metrics[name].get("after") or {}
         for task in _tasks(metrics[name]):
-            for key in METRICS:
+            named = {**(before.get(task) or {}), **(after.get(task) or {})}  # samplers report other numbers
+            for key in list(METRICS) + sorted(k for k, v in named.items() if k not in METRICS and _is_num(v)):
                 b, a = (before.get(task) or {}).get(key), (after.get(task) or {}).get(key)
                 delta = num(a - b, signed=True) if a is not None and b is not None else None
                 rows.append([name, task, key, b, a, delta])
     charts = _bar_chart(metrics, "cosine", "Feature cosine similarity") + _bar_chart(metrics, "psnr", "PSNR (dB)")
     return table(["Set", "Task", "Metric", "Before", "After", "Δ"], rows) + "\n" + charts
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _retain_figures(figures: list[dict]) -> list[tuple[dict, str]]:

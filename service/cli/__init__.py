@@ -1,7 +1,7 @@
 """`oblivio`: officers' commands over HTTP, operators' commands on this machine.
 
 Over HTTP (--url, --api-key): submit, status, list, watch, cancel, approve, reject, report,
-signing-key, keys, models. Here: serve, worker, migrate, purge, demo, verify, and `keys create`
+signing-key, keys, models, audit export. Here: serve, worker, migrate, purge, demo, verify, audit verify, and `keys create`
 straight into the database when no API key is configured (bootstrapping the first admin).
 Exit codes are the `Exit` values (service/cli/exits.py); the README's officer's guide lists them.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from service.cli import keys, operations, registry, requests
+from service.cli import audit, keys, operations, registry, requests
 from service.cli.delegated import hand_over
 from service.cli.exits import WATCH_EXIT, Exit, UsageError
 from service.cli.output import api_error, err
@@ -48,6 +48,8 @@ def _run(args: argparse.Namespace, http: httpx.Client | None) -> int:
     local = {"serve": operations.serve, "migrate": operations.migrate, "purge": operations.purge, "verify": verify}
     if args.command in local:
         return local[args.command](args)
+    if args.command == "audit" and args.audit_command == "verify":
+        return audit.verify_export(args)
     if args.command == "signing-key" and args.local:
         return keys.local_signing_key(args)
     if args.command == "keys" and args.keys_command == "create" and (args.direct or not args.api_key):
@@ -57,6 +59,6 @@ def _run(args: argparse.Namespace, http: httpx.Client | None) -> int:
         "submit": requests.submit, "status": requests.status, "list": requests.list_requests,
         "watch": requests.watch_command, "cancel": requests.decide, "approve": requests.decide,
         "reject": requests.decide, "report": requests.report, "receipt": requests.receipt, "signing-key": keys.signing_key,
-        "keys": keys.keys, "models": registry.models,
+        "keys": keys.keys, "models": registry.models, "audit": audit.export,
     }
     return commands[args.command](client, args)

@@ -14,9 +14,15 @@ def signing_key(client: Client, args: argparse.Namespace) -> int:
 
 
 def local_signing_key(args: argparse.Namespace) -> int:
+    """The report-signing key's public half, creating the key, and the checkpoint-signing key beside it,
+    where they are missing: compose's one-shot `migrate` runs this so API and workers, which mount the
+    keys read-only, find both."""
+    from service.audit.model_keys import ensure_model_signing_key
     from service.audit.signing import Signer
 
-    return _write_pem(args, Signer.from_file(get_settings().signing_key_file, create=True).public_pem())
+    settings = get_settings()
+    ensure_model_signing_key(settings.model_signing_key_file)
+    return _write_pem(args, Signer.from_file(settings.signing_key_file, create=True).public_pem())
 
 
 def _write_pem(args: argparse.Namespace, pem: str) -> int:

@@ -14,6 +14,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from service.db.migrate import head_revision, schema_problem, state_summary
     from service.logs import logging_config
+    from service.storage import StoreRefused, make_store
 
     settings = get_settings()
     for line in state_summary(settings):
@@ -26,10 +27,31 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         err(f"error: not serving: {problem}")
         return Exit.CONFLICT
+    try:
+        make_store(settings)  # an S3 bucket is checked here: reachable, and a purge can delete every version
+    except StoreRefused as exc:
+        err(f"error: not serving: {exc}")
+        return Exit.CONFLICT
+    from service.audit.signing import Signer
+
+    workers = api_workers(settings, args.workers)
+    Signer.from_file(settings.signing_key_file, create=True)  # once, here: the worker processes only read it
+    err(f"oblivio serve: {workers} API process{'es' if workers > 1 else ''}")
     config = logging_config(settings.log_level)
     # Requests are logged by the app (with their request id); uvicorn's own access lines would repeat them.
-    uvicorn.run("service.asgi:app", host=args.host, port=args.port, workers=args.workers, log_config=config, access_log=False)
+    uvicorn.run("service.asgi:app", host=args.host, port=args.port, workers=workers, log_config=config, access_log=False)
     return Exit.OK
+
+
+def api_workers(settings, requested: int | None) -> int:
+    """How many API processes: asked for, else configured, else one per CPU (on SQLite one: it has one writer)."""
+    import os
+
+    if requested:
+        return requested
+    if settings.api_workers:
+        return settings.api_workers
+    return 1 if settings.is_sqlite else max(1, len(os.sched_getaffinity(0)))
 
 
 def migrate(args: argparse.Namespace) -> int:

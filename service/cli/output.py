@@ -68,6 +68,9 @@ def details(r: dict) -> str:
         ("received", when(r["received_at"])),
         ("due", when(r["due_at"])),
     ]
+    if extension := r.get("extension"):  # GDPR Art. 12(3): the one extension, with its reason
+        lines.append(("extended", f"from {when(extension['original_due_at'])} on {when(extension['extended_at'])}: "
+                                  f"{extension['reason']}"))
     if r.get("finished_at"):
         lines.append(("finished", when(r["finished_at"])))
     if job := r.get("job"):

@@ -62,13 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("id", type=_request_id)
     report.add_argument("--html", action="store_true", help="the rendered HTML instead of the signed JSON")
     report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
-    verify = command("verify", "check a report, receipt, attestation or checkpoint signature offline")
+    verify = command("verify", "check a report, receipt (with its audit-log proofs), attestation, checkpoint signature "
+                               "or two audit-log checkpoints offline")
     verify.add_argument("report", nargs="?", help="report, receipt or attestations JSON as downloaded")
     verify.add_argument("--public-key", required=True,
                         help="PEM public key: `oblivio signing-key` for documents, GET /model-signing-key for checkpoints")
     verify.add_argument("--against", type=Path, metavar="REPORT", help="also check that the receipt quotes this job report")
     verify.add_argument("--checkpoint", type=Path, help="a downloaded checkpoint to check against --signature")
     verify.add_argument("--signature", type=Path, help="its model-signing bundle (GET …/versions/N/signature)")
+    verify.add_argument("--consistency", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                        help="two audit-log checkpoints (GET /audit/checkpoints/…, JSON or the note) to check against --proof")
+    verify.add_argument("--proof", type=Path, help="their consistency proof (GET /audit/proofs/consistency?first=…&second=…)")
+    audit = command("audit", "the audit log's transparency log: export it (auditor), verify an export offline")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_export = audit_sub.add_parser("export", help="download every checkpoint and leaf (JSON lines)", parents=[common])
+    audit_export.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    audit_verify = audit_sub.add_parser("verify", help="re-derive the Merkle tree from an export and check every "
+                                        "signed checkpoint; names the first bad leaf", parents=[common])  # fmt: skip
+    audit_verify.add_argument("export", type=Path, help="the file `oblivio audit export` wrote")
+    audit_verify.add_argument("--public-key", required=True, help="PEM public key (`oblivio signing-key`)")
     signing_key = command("signing-key", "print the public key (PEM) that verifies reports")
     signing_key.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     signing_key.add_argument("--local", action="store_true",
@@ -95,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", "run the API (uvicorn, JSON logs)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=None,
+                       help="API processes (default OBLIVIO_API_WORKERS, else one per CPU on Postgres, 1 on SQLite)")
     command("worker", "run a Celery unlearning worker (extra arguments go to Celery)")
     command("migrate", "apply database migrations (alembic upgrade head)")
     purge = command("purge", "purge checkpoint files of versions superseded past the grace period")

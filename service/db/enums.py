@@ -67,6 +67,7 @@ class Method(StrEnum):
     retain_label = "retain_label"
     random_encoder = "random_encoder"
     gradient_surgery = "gradient_surgery"
+    gan_cascade = "gan_cascade"
 
 
 class VersionStatus(StrEnum):
@@ -83,3 +84,11 @@ class FailureReason(StrEnum):
     gate_failed = "gate_failed"
     invalid_samples = "invalid_samples"
     job_error = "job_error"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery is `pending` until the receiver answers 2xx (`succeeded`) or its attempts run out (`failed`)."""
+
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"

@@ -70,5 +70,5 @@ def state_summary(settings: Settings) -> list[str]:
     return [
         f"home: {settings.home}",
         f"database: {make_url(settings.database_url).render_as_string(hide_password=True)}",
-        f"artifacts: {settings.artifact_dir}",
+        f"artifacts: {settings.artifact_url or settings.artifact_dir}",
     ]

@@ -4,11 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, UTCDateTime, utcnow
-from service.db.enums import DatasetKind, JobPhase, JobStatus, Method, Mode, RequestStatus, Role, VersionStatus
+from service.db.enums import DatasetKind, DeliveryStatus, JobPhase, JobStatus, Method, Mode, RequestStatus, Role, VersionStatus
 
 
 def _enum(cls: type, name: str) -> Enum:
@@ -139,6 +141,11 @@ class UnlearnRequest(Base):
     result_version: Mapped[int | None] = mapped_column(Integer, default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The one extension Art. 12(3) allows (service.domain.deadlines): the due date before it, when, who, why.
+    original_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    extended_by: Mapped[str | None] = mapped_column(String(256), default=None)
+    extension_reason: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
@@ -210,18 +217,47 @@ class ApiKey(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each row's hash covers the previous row's hash (service.audit.chain)."""
+    """Append-only. A request's transaction inserts its events unsealed (leaf_index NULL, no lock);
+    the sealer (service.audit.sealer) gives each a leaf index of the Merkle tree, once. Events from
+    before the tree kept their hash chain (prev_hash, hash) and are the tree's first leaves."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (  # the sealer's queue: only unsealed rows, so a pass never scans the sealed log
+        Index("ix_audit_events_unsealed", "id", postgresql_where=text("leaf_index IS NULL"),
+              sqlite_where=text("leaf_index IS NULL")),
+    )
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(256))
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(256), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+
+class AuditTreeNode(Base):
+    """The Merkle tree's perfect subtrees: level 0 are the leaf hashes; (level, idx) covers leaves
+    [idx * 2^level, (idx + 1) * 2^level). Every proof is read from here in one query."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint (C2SP signed note) of the tree at one size."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditReport(Base):
@@ -236,3 +272,68 @@ class AuditReport(Base):
     signature: Mapped[dict[str, str]] = mapped_column(JSON)
     attestations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # DSSE envelopes (in-toto)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckpointDownload(Base):
+    """Who downloaded which version: the holders told to delete their copy when it is superseded (GDPR Art. 19)."""
+
+    __tablename__ = "checkpoint_downloads"
+    __table_args__ = (Index("ix_checkpoint_downloads_version", "model_version_id", "api_key_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    downloaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Webhook(Base):
+    """An endpoint an API key registered for some event types; the secret signs every delivery (Standard Webhooks)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    secret: Mapped[str] = mapped_column(String(128))  # needed in clear to sign; shown to its owner once
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the body is fixed when the event happens; every attempt sends the same bytes."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # in the current round (a replay starts a new one)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    attempt_log: Mapped[list["WebhookAttempt"]] = relationship(lazy="raise", order_by="WebhookAttempt.number")
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: the receiver's status (none when it could not be reached) and the time taken."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

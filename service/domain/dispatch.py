@@ -24,6 +24,7 @@ from service.db.base import utcnow
 from service.db.enums import JobStatus, RequestStatus
 from service.db.models import Job, OutboxMessage, UnlearnRequest
 from service.domain.requests import RUN_JOB_TASK
+from service.domain.webhooks import emit_request_status
 
 
 def send(session: Session, *, job: Job, task_name: str = RUN_JOB_TASK) -> bool:
@@ -72,6 +73,7 @@ def recover_jobs(session: Session, *, redispatch_seconds: float, task_name: str 
             select(UnlearnRequest).where(UnlearnRequest.job_id == job.id, UnlearnRequest.status == RequestStatus.running)
         ):
             request.status = RequestStatus.queued
+            emit_request_status(session, request=request)
         sent += send(session, job=job, task_name=task_name)
     for job in list(session.scalars(_idle_heads(now, stale=now - timedelta(seconds=redispatch_seconds)))):
         sent += send(session, job=job, task_name=task_name)

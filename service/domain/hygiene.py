@@ -12,6 +12,7 @@ from service.db.base import utcnow
 from service.db.enums import VersionStatus
 from service.db.models import Model, ModelVersion, Sample
 from service.domain.erasures import pending_elsewhere
+from service.domain.webhooks import emit_version
 from service.storage import ArtifactStore
 from service.storage.paths import SampleFiles, SamplePathError
 
@@ -44,6 +45,7 @@ def purge_superseded(session: Session, *, store: ArtifactStore, grace_seconds: i
             "version": version.version, "checkpoint_digest": version.checkpoint_digest,
             "file_gone": not store.exists(version.checkpoint_digest), "shared_with_live_version": shared,
         })
+        emit_version(session, event_type="version.purged", model=model, version=version)
     session.flush()
     return due
 

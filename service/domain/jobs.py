@@ -19,6 +19,7 @@ from service.db.enums import FailureReason, JobPhase, JobStatus, RequestStatus
 from service.db.models import Job, Model, ModelVersion, RequestSample, Sample, UnlearnRequest
 from service.domain.dispatch import dispatch_next
 from service.domain.erasures import erased_from, record_erasures
+from service.domain.webhooks import emit_request_status
 from service.errors import NotFound
 
 _HISTORY_POINTS = 200
@@ -87,6 +88,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID, owner: str, lease_seconds:
         if request.status is not RequestStatus.running:
             request.status = RequestStatus.running
             record(session, actor=actor, action="request.running", subject=f"request:{request.id}", data={"job_id": str(job.id)})
+            emit_request_status(session, request=request)
     session.flush()
     return Claim.claimed
 
@@ -203,6 +205,7 @@ def complete_job(
         request.status, request.result_version, request.finished_at = RequestStatus.completed, version.version, now
         record(session, actor=actor, action="request.completed", subject=f"request:{request.id}",
                data={"result_version": version.version})
+        emit_request_status(session, request=request)
     session.flush()
     return requests
 
@@ -225,6 +228,7 @@ def fail_job(session: Session, *, job_id: uuid.UUID, reason: FailureReason, deta
             RequestStatus.failed, reason.value, detail[:4000], now,
         )
         record(session, actor=actor, action="request.failed", subject=f"request:{request.id}", data={"reason": reason.value})
+        emit_request_status(session, request=request)
     session.flush()
 
 

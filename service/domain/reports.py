@@ -55,6 +55,11 @@ def receipt_for_request(session: Session, *, request_id: uuid.UUID, signer: Sign
         "received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),
         "finished_at": request.finished_at.isoformat() if request.finished_at else None,
     }
+    if request.extended_at is not None:  # the deadline's one extension (GDPR Art. 12(3)), with its reason
+        own["deadline_extension"] = {
+            "original_due_at": request.original_due_at.isoformat(), "extended_at": request.extended_at.isoformat(),
+            "reason": request.extension_reason,
+        }
     body = receipt_body(request=own, classes=request.classes, report=report.body, report_digest=report.digest)
     return {"body": body, "digest": digest(body), "signature": signer.sign(body)}
 

@@ -1,121 +1,83 @@
-"""Unlearn requests: submission with validation and idempotency, listing, cancellation."""
+"""Unlearn requests: the job a request joins, approval, listing, cancellation (filing: service.domain.submission)."""
 
 import base64
-import hashlib
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
 from service.config import Settings
 from service.db.base import utcnow
-from service.db.enums import JobStatus, Mode, RequestStatus, Role
-from service.db.models import ApiKey, Job, Model, OutboxMessage, RequestSample, Sample, UnlearnRequest
-from service.domain.auth import actor_of
-from service.domain.erasures import erased_from, erased_ids
+from service.db.enums import JobStatus, Method, Mode, RequestStatus, Role
+from service.db.models import Job, Model, OutboxMessage, RequestSample, UnlearnRequest
+from service.domain.auth import Principal, actor_of
 from service.domain.unlearn_config import effective_config
-from service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
-from service.schemas.requests import RequestCreate
+from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.domain.webhooks import emit_request_status
 
 RUN_JOB_TASK = "oblivio.run_job"
-MAX_DUE_AHEAD = timedelta(days=3653)  # a legal deadline beyond 10 years is a typo
 CANCELLABLE = frozenset({RequestStatus.received, RequestStatus.pending_approval, RequestStatus.queued, RequestStatus.running})
 
 
-def body_digest(body: RequestCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+_JOBS, _REQUESTS, _OUTBOX = Job.__table__, UnlearnRequest.__table__, OutboxMessage.__table__
+_SIZE = select(func.count()).where(_REQUESTS.c.job_id == _JOBS.c.id).scalar_subquery()
+# Statements built once: executing a prebuilt statement skips SQLAlchemy's per-call construction and cache key.
+_LOCK_MODEL = select(Model.__table__.c.id).where(Model.__table__.c.id == bindparam("model_id")).with_for_update(key_share=True)
+_OPEN_JOBS = (
+    select(_JOBS.c.id, _JOBS.c.status, _JOBS.c.config, _JOBS.c.not_before, _JOBS.c.base_version, _JOBS.c.result_version,
+           _JOBS.c.attempts, _JOBS.c.progress_phase, _JOBS.c.progress_step, _JOBS.c.progress_total,
+           _JOBS.c.progress_rate, _JOBS.c.losses)
+    .where(_JOBS.c.model_id == bindparam("model_id"), _JOBS.c.status == bindparam("queued", type_=_JOBS.c.status.type),
+           _JOBS.c.not_before > bindparam("now", type_=_JOBS.c.not_before.type))
+    .where(_JOBS.c.mode == bindparam("mode", type_=_JOBS.c.mode.type),
+           _JOBS.c.method == bindparam("method", type_=_JOBS.c.method.type), _SIZE < bindparam("max_size"))
+    .order_by(_JOBS.c.created_at)
+    .limit(20)
+    .with_for_update(of=_JOBS, key_share=True)
+)
+_INSERT_JOB = insert(_JOBS)
+_INSERT_OUTBOX = insert(_OUTBOX)
+_NARROW = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(not_before=bindparam("not_before"))
 
 
-def submit_request(
-    session: Session, *, key: ApiKey, body: RequestCreate, idempotency_key: str | None, settings: Settings
-) -> tuple[UnlearnRequest, bool]:
-    """Record a request (and, unless approval is required, its job and outbox row); returns (request, created).
-
-    A repeated Idempotency-Key or external_id with the same body returns the first request;
-    with a different body it is a conflict. Validation reports every offending item at once.
-    """
-    digest = body_digest(body)
-    previous = _previous_submission(session, key=key, body=body, idempotency_key=idempotency_key)
-    if previous is not None:
-        if previous.body_digest != digest:
-            raise Conflict("this Idempotency-Key or external_id was used with a different body")
-        return previous, False
-
-    received = utcnow()
-    model, samples = _validate(session, body=body, settings=settings, received=received)
-    request = UnlearnRequest(
-        api_key_id=key.id,
-        external_id=body.external_id,
-        idempotency_key=idempotency_key,
-        body_digest=digest,
-        model_id=model.id,
-        mode=body.mode,
-        method=body.method,
-        classes=sorted(set(body.classes)),
-        config=body.config.model_dump(exclude_unset=True) if body.config else {},
-        status=RequestStatus.received,
-        received_at=received,
-        due_at=body.due_at or received + timedelta(days=settings.due_days),
-    )
-    try:
-        with session.begin_nested():
-            session.add(request)
-            session.flush()
-    except IntegrityError:  # a concurrent retry with the same key won the race
-        previous = _previous_submission(session, key=key, body=body, idempotency_key=idempotency_key)
-        if previous is None:
-            raise
-        if previous.body_digest != digest:
-            raise Conflict("this Idempotency-Key or external_id was used with a different body") from None
-        return previous, False
-    session.add_all(RequestSample(request_id=request.id, position=i, sample_id=s.id) for i, s in enumerate(samples))
-    actor = actor_of(key)
-    record(session, actor=actor, action="request.received", subject=_subject(request), data={
-        "model": model.name, "samples": len(samples), "classes": request.classes, "mode": body.mode.value,
-        "method": body.method.value, "body_digest": digest, "due_at": request.due_at.isoformat(),
-    })
-    if settings.require_approval:
-        request.status = RequestStatus.pending_approval
-        record(session, actor=actor, action="request.pending_approval", subject=_subject(request))
-    else:
-        _enqueue(session, request=request, model=model, actor=actor, settings=settings)
-    session.flush()
-    return get_request(session, request_id=request.id), True
-
-
-def _enqueue(session: Session, *, request: UnlearnRequest, model: Model, actor: str, settings: Settings) -> Job:
-    """Attach the request to an open job of its model (coalescing) or open a new one with its outbox row.
+def job_for(
+    session: Session, *, model: Model, mode: Mode, method: Method, overrides: dict, due_at: datetime,
+    settings: Settings, locked: bool = False,
+) -> tuple[Job, bool]:
+    """The open job a request joins (row locked, its window narrowed to the request's due date) or a
+    new job with its outbox row; True when it joins an existing one.
 
     A job stays open for `batch_window_seconds` (never past its earliest due date); the dispatcher
-    sends it when the window closes, so everything that arrived meanwhile runs in one pass.
+    sends it when the window closes, so everything that arrived meanwhile runs in one pass. Takes
+    the model row (unless the caller holds it: `locked`), then job rows. The job returned is a
+    plain record of the row (not in the session): what the caller and the response need.
     """
-    job, coalesced = _job_for(session, request=request, model=model, settings=settings)
-    _attach(session, request=request, job=job, coalesced=coalesced, actor=actor)
-    return job
-
-
-def _job_for(session: Session, *, request: UnlearnRequest, model: Model, settings: Settings) -> tuple[Job, bool]:
-    """The open job this request joins (locked, its window narrowed to the request's due date) or a new
-    job with its outbox row; True when it joins an existing one. Takes the model row, then job rows."""
     now = utcnow()
-    config = effective_config(model=model, method=request.method, overrides=request.config)
-    job = _open_job(session, model=model, request=request, config=config, now=now, settings=settings)
-    if job is not None:
-        job.not_before = min(job.not_before, request.due_at)
-        return job, True
-    window = timedelta(seconds=settings.batch_window_seconds)
-    job = Job(model_id=model.id, mode=request.mode, method=request.method, config=config,
-              not_before=min(now + window, request.due_at))
-    session.add(job)
-    session.flush()
-    session.add(OutboxMessage(task_name=RUN_JOB_TASK, job_id=job.id, payload={"job_id": str(job.id)}))
+    config = effective_config(model=model, method=method, overrides=overrides)
+    connection = session.connection()
+    if settings.batch_window_seconds > 0:
+        if not locked:  # several job rows of one model are locked: the model row first (lock order, service.domain)
+            connection.execute(_LOCK_MODEL, {"model_id": model.id})
+        candidates = connection.execute(_OPEN_JOBS, {
+            "model_id": model.id, "queued": JobStatus.queued, "now": now, "mode": mode, "method": method,
+            "max_size": settings.batch_max_requests})
+        for row in candidates:
+            if row.config == config:
+                job = Job(**row._asdict())
+                if due_at < job.not_before:
+                    job.not_before = due_at
+                    connection.execute(_NARROW, {"job_id": job.id, "not_before": due_at})
+                return job, True
+    job = Job(id=uuid.uuid4(), model_id=model.id, status=JobStatus.queued, mode=mode, method=method, config=config,
+              not_before=min(now + timedelta(seconds=settings.batch_window_seconds), due_at), created_at=now,
+              attempts=0, progress_step=0, progress_total=0, losses={})
+    connection.execute(_INSERT_JOB, {"id": job.id, "model_id": model.id, "status": job.status, "mode": mode,
+                                     "method": method, "config": config, "not_before": job.not_before, "created_at": now})
+    connection.execute(_INSERT_OUTBOX, {"task_name": RUN_JOB_TASK, "job_id": job.id, "payload": {"job_id": str(job.id)}})
     return job, False
 
 
@@ -124,30 +86,10 @@ def _attach(session: Session, *, request: UnlearnRequest, job: Job, coalesced: b
     session.flush()
     record(session, actor=actor, action="request.queued", subject=_subject(request),
            data={"job_id": str(job.id), "coalesced": coalesced})
+    emit_request_status(session, request=request)
 
 
-def _open_job(
-    session: Session, *, model: Model, request: UnlearnRequest, config: dict, now: datetime, settings: Settings
-) -> Job | None:
-    if settings.batch_window_seconds <= 0:
-        return None
-    # Several job rows of one model are locked: the model row first (lock order, service.domain).
-    session.scalar(select(Model.id).where(Model.id == model.id).with_for_update(key_share=True))
-    candidates = session.scalars(
-        select(Job)
-        .where(Job.model_id == model.id, Job.status == JobStatus.queued, Job.not_before > now)
-        .where(Job.mode == request.mode, Job.method == request.method)
-        .order_by(Job.created_at)
-        .with_for_update(key_share=True)
-    )
-    for job in candidates:
-        size = session.scalar(select(func.count()).where(UnlearnRequest.job_id == job.id))
-        if job.config == config and size < settings.batch_max_requests:
-            return job
-    return None
-
-
-def approve_request(session: Session, *, request_id: uuid.UUID, approver: ApiKey, settings: Settings) -> UnlearnRequest:
+def approve_request(session: Session, *, request_id: uuid.UUID, approver: Principal, settings: Settings) -> UnlearnRequest:
     """Four eyes: the approving key is never the key that filed the request, whatever its role."""
     peek = get_request(session, request_id=request_id)
     if peek.api_key_id == approver.id:
@@ -155,7 +97,8 @@ def approve_request(session: Session, *, request_id: uuid.UUID, approver: ApiKey
     _require(peek, RequestStatus.pending_approval, "approved")
     actor = actor_of(approver)
     # Lock order: the model and job rows before the request row (service.domain).
-    job, coalesced = _job_for(session, request=peek, model=peek.model, settings=settings)
+    job, coalesced = job_for(session, model=peek.model, mode=peek.mode, method=peek.method, overrides=peek.config,
+                             due_at=peek.due_at, settings=settings)
     request = get_request(session, request_id=request_id, for_update=True)
     _require(request, RequestStatus.pending_approval, "approved")  # a concurrent decision won: rolled back
     request.reviewed_by, request.reviewed_at = actor, utcnow()
@@ -177,88 +120,13 @@ def reject_request(session: Session, *, request_id: uuid.UUID, reason: str, acto
     request.status, request.reason, request.reason_detail = RequestStatus.rejected, "rejected", reason
     request.reviewed_by, request.reviewed_at, request.finished_at = actor, now, now
     record(session, actor=actor, action="request.rejected", subject=_subject(request), data={"reason": reason})
+    emit_request_status(session, request=request)
     session.flush()
     return get_request(session, request_id=request_id)
 
 
 def _subject(request: UnlearnRequest) -> str:
     return f"request:{request.id}"
-
-
-def _previous_submission(
-    session: Session, *, key: ApiKey, body: RequestCreate, idempotency_key: str | None
-) -> UnlearnRequest | None:
-    clauses = []
-    if idempotency_key:
-        clauses.append(UnlearnRequest.idempotency_key == idempotency_key)
-    if body.external_id:
-        clauses.append(UnlearnRequest.external_id == body.external_id)
-    if not clauses:
-        return None
-    found = session.scalar(select(UnlearnRequest.id).where(UnlearnRequest.api_key_id == key.id, or_(*clauses)))
-    return get_request(session, request_id=found) if found else None
-
-
-def _validate(
-    session: Session, *, body: RequestCreate, settings: Settings, received: datetime
-) -> tuple[Model, list[Sample]]:
-    problems: list[dict[str, str]] = []
-    for field, values in (("samples", body.samples), ("classes", body.classes)):
-        dupes = sorted(v for v, n in Counter(values).items() if n > 1)
-        problems += [{"field": field, "value": v, "problem": "listed more than once"} for v in dupes]
-    if body.due_at is not None and not received < body.due_at <= received + MAX_DUE_AHEAD:
-        problems.append({"field": "due_at", "value": body.due_at.isoformat(),
-                         "problem": f"must lie after receipt ({received.isoformat()}) and at most 10 years ahead"})
-    if len(body.samples) > settings.max_samples_per_request:
-        problems.append({"field": "samples", "problem": f"more than {settings.max_samples_per_request} samples"})
-    if not body.samples and not body.classes:
-        problems.append({"field": "samples", "problem": "the forget set is empty: name samples or classes"})
-    model = session.scalar(select(Model).where(Model.name == body.model))
-    if model is None:
-        problems.append({"field": "model", "value": body.model, "problem": "unknown model"})
-        raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
-    if model.current_version is None:
-        raise Conflict(f"model '{model.name}' has no validated version: a worker has not checked its base checkpoint "
-                       f"yet, or rejected it (GET /models/{model.name}/versions)")
-    if body.mode is Mode.retain_free and model.proxy_dataset_id is None:
-        problems.append({"field": "mode", "value": "retain_free", "problem": "model has no proxy dataset"})
-    samples = _check_samples(session, model=model, keys=list(dict.fromkeys(body.samples)), problems=problems)
-    _check_classes(session, model=model, labels=sorted(set(body.classes)), problems=problems)
-    if problems:
-        raise Unprocessable({"message": "request refused; nothing was recorded", "items": problems})
-    return model, samples
-
-
-def _check_samples(session: Session, *, model: Model, keys: list[str], problems: list) -> list[Sample]:
-    found: dict[str, Sample] = {}
-    for start in range(0, len(keys), 5000):
-        chunk = keys[start : start + 5000]
-        query = select(Sample).where(Sample.dataset_id == model.training_dataset_id, Sample.sample_key.in_(chunk))
-        found.update({s.sample_key: s for s in session.scalars(query)})
-    erased = erased_ids(session, model_id=model.id, sample_ids=[s.id for s in found.values()])
-    for k in keys:
-        if k not in found:
-            problems.append({"field": "samples", "value": k, "problem": "unknown sample in the model's training dataset"})
-        elif found[k].id in erased:
-            problems.append({"field": "samples", "value": k, "problem": "already erased from this model"})
-    return [found[k] for k in keys if k in found]
-
-
-def _check_classes(session: Session, *, model: Model, labels: list[str], problems: list) -> None:
-    if not labels:
-        return
-    counts = dict(
-        session.execute(
-            select(Sample.class_label, func.count().filter(~erased_from(model.id)))
-            .where(Sample.dataset_id == model.training_dataset_id, Sample.class_label.in_(labels))
-            .group_by(Sample.class_label)
-        ).all()
-    )
-    for label in labels:
-        if label not in counts:
-            problems.append({"field": "classes", "value": label, "problem": "unknown class in the model's training dataset"})
-        elif counts[label] == 0:
-            problems.append({"field": "classes", "value": label, "problem": "every sample of this class is already erased"})
 
 
 def get_request(session: Session, *, request_id: uuid.UUID, for_update: bool = False) -> UnlearnRequest:
@@ -332,7 +200,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("invalid cursor; use the next_cursor value of a previous page") from exc
 
 
-def cancel_request(session: Session, *, request_id: uuid.UUID, key: ApiKey) -> UnlearnRequest:
+def cancel_request(session: Session, *, request_id: uuid.UUID, key: Principal) -> UnlearnRequest:
     """Cancel while not yet published; a running job notices at its next heartbeat or before publishing.
 
     An officer cancels only the requests filed with its own key; an admin cancels any.
@@ -351,6 +219,7 @@ def cancel_request(session: Session, *, request_id: uuid.UUID, key: ApiKey) -> U
     request.finished_at = utcnow()
     session.flush()
     record(session, actor=actor, action="request.cancelled", subject=_subject(request), data={"was": previous.value})
+    emit_request_status(session, request=request)
     if job is not None and job.status is JobStatus.queued:
         remaining = session.scalar(
             select(func.count())

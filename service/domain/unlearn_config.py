@@ -24,6 +24,8 @@ RECOMMENDED: dict[str, Any] = {
 REFERENCE_WIDTH = 96
 LR_RANGE = (1e-5, 1e-3)
 WIDTH_KEYS = {"mae": "embed_dim"}
+# Families with their own recommendation (worker/unlearn/config.py FAMILY_RECOMMENDED): keys over RECOMMENDED.
+FAMILY_RECOMMENDED: dict[str, dict[str, Any]] = {"gan": {"lr": 2e-3, "alpha": 1.0, "steps": 400, "batch_size": 64}}
 
 # Keys of older configs (the demo checkpoint's header, rows written before the budget was explicit).
 LEGACY_RENAMED = {"max_steps": "steps"}
@@ -36,6 +38,8 @@ class InvalidSettings(ValueError):
 
 def recommended_defaults(*, family: str, adapter_config: dict[str, Any]) -> dict[str, Any]:
     """The recommended settings for a model of ``family`` with architecture ``adapter_config``."""
+    if family in FAMILY_RECOMMENDED:
+        return {**RECOMMENDED, **FAMILY_RECOMMENDED[family]}
     width = adapter_config.get(WIDTH_KEYS.get(family, ""))
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         return dict(RECOMMENDED)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.audit.chain import record
 from service.db.enums import VersionStatus
 from service.db.models import Model, ModelVersion, OutboxMessage
+from service.domain.webhooks import emit_version
 from service.storage import ArtifactStore
 
 VALIDATE_VERSION_TASK = "oblivio.validate_version"
@@ -49,6 +50,7 @@ def settle_validation(session: Session, *, version_id: int, problems: list[str],
         version.status = VersionStatus.published
         model.current_version = version.version
         record(session, actor=actor, action="version.validated", subject=subject, data=data)
+        emit_version(session, event_type="version.published", model=model, version=version)
     session.flush()
     return version
 

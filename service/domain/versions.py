@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import Role, VersionStatus
-from service.db.models import Model, ModelVersion
+from service.db.models import ApiKey, Model, ModelVersion
+from service.domain.auth import actor_of
+from service.domain.webhooks import emit_version, notify_holders, record_download
 from service.errors import Conflict, Forbidden, Gone, NotFound
 
 _VERSION_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)  # not str.isdigit: '²' and '١' are digits to it
@@ -43,11 +45,12 @@ def get_version(session: Session, *, model: Model, ref: str) -> ModelVersion:
     return version
 
 
-def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor: str) -> ModelVersion:
+def downloadable(session: Session, *, model: Model, ref: str, key: ApiKey) -> ModelVersion:
     """The version whose checkpoint this caller may download; every download is recorded.
 
     A purged version is gone (410) whatever the store still holds; a superseded one predates an
-    erasure and is for admins only until it is purged.
+    erasure and is for admins only until it is purged. The download is kept per key: its holders are
+    told to delete their copy when the version is superseded (service.domain.webhooks).
     """
     version = get_version(session, model=model, ref=ref)
     if version.status is VersionStatus.validating:
@@ -57,10 +60,11 @@ def downloadable(session: Session, *, model: Model, ref: str, role: Role, actor:
     if version.status is VersionStatus.purged:
         raise Gone(f"version {version.version} of model '{model.name}' predates an erasure and was purged "
                    f"on {version.purged_at:%Y-%m-%d}; it is no longer served")
-    if version.status is VersionStatus.superseded and role is not Role.admin:
+    if version.status is VersionStatus.superseded and key.role is not Role.admin:
         raise Forbidden(f"version {version.version} of model '{model.name}' predates an erasure (superseded); "
                         "until it is purged only an admin may download it")
-    record(session, actor=actor, action="checkpoint.downloaded", subject=f"model:{model.name}",
+    record_download(session, key=key, version=version)
+    record(session, actor=actor_of(key), action="checkpoint.downloaded", subject=f"model:{model.name}",
            data={"version": version.version, "checkpoint_digest": version.checkpoint_digest,
                  "status": version.status.value})
     return version
@@ -115,12 +119,19 @@ def publish(
             .where(ModelVersion.model_id == model.id, ModelVersion.version < version.version)
             .where(ModelVersion.status == VersionStatus.published)
             .values(status=VersionStatus.superseded, superseded_at=utcnow())
-            .returning(ModelVersion.version)
+            .returning(ModelVersion.id)
         )
     )
+    superseded_rows = list(session.scalars(
+        select(ModelVersion).where(ModelVersion.id.in_(superseded)).order_by(ModelVersion.version)
+        .execution_options(populate_existing=True)
+    )) if superseded else []
     model.current_version = version.version
     session.flush()
     record(session, actor=actor, action="version.published", subject=f"model:{model.name}",
            data={"version": version.version, "parent_version": parent_version, "checkpoint_digest": digest,
-                 "job_id": str(job_id), "request_ids": request_ids, "superseded": sorted(superseded)})
+                 "job_id": str(job_id), "request_ids": request_ids,
+                 "superseded": [v.version for v in superseded_rows]})
+    emit_version(session, event_type="version.published", model=model, version=version)
+    notify_holders(session, model=model, superseded=superseded_rows, by_version=version.version, actor=actor)
     return version

@@ -30,8 +30,9 @@ class RequestCreate(Strict):
     )
     due_at: AwareDatetime | None = Field(
         None,
-        description="Legal deadline with its UTC offset (e.g. 2026-07-01T00:00:00Z); after receipt and at most "
-        "10 years ahead; default received + due_days.",
+        description="Legal deadline with its UTC offset (e.g. 2026-07-01T00:00:00Z): after receipt and no later "
+        "than one month after it (GDPR Art. 12(3)); default one month after receipt. Extend it with "
+        "POST /unlearn-requests/{id}/extension.",
     )
     config: UnlearnOverrides | None = Field(None, description="Per-request overrides of the model's unlearning defaults.")
 
@@ -80,6 +81,13 @@ class JobSummary(BaseModel):
     progress: Progress
 
 
+class ExtensionView(BaseModel):
+    original_due_at: datetime = Field(description="The due date before the extension.")
+    extended_at: datetime
+    extended_by: str = Field(description="The key that extended it (audit actor).")
+    reason: str
+
+
 class RequestView(BaseModel):
     id: uuid.UUID
     external_id: str | None
@@ -103,6 +111,9 @@ class RequestView(BaseModel):
     finished_at: datetime | None
     result_version: int | None
     job: JobSummary | None
+    extension: ExtensionView | None = Field(
+        None, description="The one extension of the deadline (GDPR Art. 12(3)); null while not extended."
+    )
     links: dict[str, str]
 
 
@@ -114,3 +125,10 @@ class RequestPage(BaseModel):
 class Rejection(Strict):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(description="Why the request is rejected.")
 
+
+
+class Extension(Strict):
+    months: Annotated[int, Field(ge=1, le=2, description="Further months (Art. 12(3) allows at most two).")] = 2
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)] = Field(
+        description="Why more time is necessary (complexity, number of requests); told to the data subject."
+    )

@@ -85,6 +85,21 @@ class GradientSurgeryParams(Closed):
     )
 
 
+class GanCascadeParams(Closed):
+    """gan_cascade (samplers only; worker/unlearn/families/gan/cascade.py GanCascadeParams)."""
+
+    rounds: int = Field(4, ge=1, le=100, description="Unlearning + learning stage pairs the step budget is split into.")
+    unlearn_share: float = Field(0.5, gt=0, le=1, description="Share of each round's steps in the unlearning stage.")
+    fake_label: float | None = Field(
+        None, ge=0, le=1, description="Discriminator target (probability) for the forget images; null: the base "
+        "discriminator's mean output on the base generator's samples.")
+    learning_data: Literal["generated", "retain"] = Field(
+        "generated", description="Learning-stage real images: the base generator's samples away from the forget set "
+        "(retain-free) or the job's retain images.")
+    pool: int = Field(2048, ge=64, le=65536, description="Base-generator samples drawn for substitutes and learning.")
+    exclude_share: float = Field(0.2, gt=0, lt=1, description="At most this share of the pool counts as forget-like.")
+
+
 # Per-method parameters; checked again by the worker's method registry.
 METHOD_PARAMS: dict[Method, type[Closed]] = {
     Method.encoder_l2: NoParams,
@@ -93,6 +108,7 @@ METHOD_PARAMS: dict[Method, type[Closed]] = {
     Method.retain_label: NoParams,
     Method.random_encoder: NoParams,
     Method.gradient_surgery: GradientSurgeryParams,
+    Method.gan_cascade: GanCascadeParams,
 }
 
 
@@ -102,7 +118,8 @@ class UnlearnOverrides(UnlearnSettings):
     params: dict[str, Any] = Field(
         None,
         description="Parameters of the request's `method`: max_loss takes forget_bound, gradient_surgery takes "
-        "forget_objective; the other methods take none.",
+        "forget_objective; gan_cascade takes rounds, unlearn_share, fake_label, learning_data, pool, "
+        "exclude_share; the other methods take none.",
     )
 
 
@@ -127,6 +144,23 @@ GATE_CHECKS: dict[str, str] = {  # names and texts as in worker/gate.py (tests/t
     "class_max_recognition_over_reference": (
         "the feature network may recognise a forgotten class in the outputs for held-out images of "
         "it at most this much more often than from the visible pixels alone (max over mask kinds)"
+    ),
+    # samplers (GANs): worker/sampler_gate.py SAMPLER_CHECKS
+    "sampler_class_max_share_ratio": (
+        "GANs: the share of generated samples assigned to a forgotten class may be at most this fraction of the "
+        "base's share"
+    ),
+    "sampler_mia_max_auc_above_chance": (
+        "GANs: nearest-neighbour membership AUC (forget vs never-seen images, distance to the closest generated "
+        "sample) may exceed 0.5 by at most delta"
+    ),
+    "sampler_mia_max_auc_below_chance": (
+        "GANs: nearest-neighbour membership AUC may fall below min(0.5, the base's AUC) by at most delta: the forget "
+        "images are not conspicuously far from what the model generates"
+    ),
+    "sampler_retain_max_frechet_increase": (
+        "GANs: the retained classes' Fréchet distance (classifier features, samples vs retain hold-out) may grow "
+        "by at most this fraction of the base's"
     ),
 }
 

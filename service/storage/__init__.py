@@ -1,9 +1,15 @@
-"""Artifact store: content-addressed blobs (checkpoints, reports)."""
+"""Artifact store: content-addressed blobs (checkpoints, feature nets) and what is derived from them.
 
-from pathlib import Path
+Two backends behind one interface: a local folder (``OBLIVIO_ARTIFACT_DIR``, the default) and any
+S3-compatible bucket (``OBLIVIO_ARTIFACT_URL=s3://bucket/prefix``: AWS, MinIO, Ceph), which API and
+workers on several hosts share. A blob is named by its sha256; every read checks the bytes against
+that name and refuses a blob that does not match (:class:`ArtifactDamaged`).
+"""
+
 from typing import BinaryIO, Protocol
 
 from service.config import Settings
+from service.storage.errors import ArtifactDamaged, StoreRefused, StoreUnavailable
 from service.storage.local import LocalArtifactStore
 
 
@@ -11,7 +17,8 @@ class ArtifactStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]: ...
     def get(self, digest: str) -> bytes: ...
-    def local_path(self, digest: str) -> Path: ...
+    def open_verified(self, digest: str) -> BinaryIO: ...
+    def location(self, digest: str) -> str: ...
     def exists(self, digest: str) -> bool: ...
     def delete(self, digest: str) -> None: ...
     def put_derived(self, digest: str, name: str, data: bytes) -> None: ...
@@ -20,7 +27,12 @@ class ArtifactStore(Protocol):
 
 
 def make_store(settings: Settings) -> ArtifactStore:
+    """The store the settings name; an S3 bucket is checked first (reachable, purge can delete every version)."""
+    if settings.artifact_url:
+        from service.storage.s3 import S3ArtifactStore  # boto3 is loaded only when S3 is configured
+
+        return S3ArtifactStore.from_settings(settings)
     return LocalArtifactStore(settings.artifact_dir)
 
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "make_store"]
+__all__ = ["ArtifactDamaged", "ArtifactStore", "LocalArtifactStore", "StoreRefused", "StoreUnavailable", "make_store"]

@@ -39,9 +39,10 @@ class Stack:
     def settings(self) -> Settings:
         return Settings(home=self.env["OBLIVIO_HOME"], database_url=self.direct_url, broker_url=self.env.get("OBLIVIO_BROKER_URL", ""))
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a process with the stack's environment, ``env`` overriding some of it (another host's home)."""
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, *args], env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = proc
         return proc
 

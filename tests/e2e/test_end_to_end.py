@@ -140,6 +140,23 @@ def test_request_to_new_version(stack):
     assert html.status_code == 200 and "PASSED" in html.text
     assert_no_forget_images(html.text, document["body"], stack.data_root)
     assert auditor.get("/audit-events/verify").json()["ok"] is True
+    assert_receipt_events_sealed_and_proved(auditor, final["id"], public_key)
+
+
+def assert_receipt_events_sealed_and_proved(client, request_id: str, public_key) -> None:
+    """The API's own sealer (Postgres leader or the embedded loop) seals the request's events within seconds,
+    and the receipt's inclusion proofs verify offline as `oblivio verify` checks them."""
+    from service.audit.offline import verify_document
+
+    deadline = time.monotonic() + 15
+    while True:
+        receipt = client.get(f"/unlearn-requests/{request_id}/receipt").json()
+        events = receipt["transparency_log"]["events"]
+        if all(e["index"] is not None for e in events) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ok, reason = verify_document(receipt, public_key)
+    assert ok and f"{len(events)} events included in checkpoint size" in reason, reason
 
 
 def assert_no_forget_images(html: str, body: dict, data_root) -> None:

@@ -1,7 +1,7 @@
 """Real failures, real processes: a worker SIGKILLed mid-job, Redis restarted, Postgres unreachable.
 
 After each: every request reaches a terminal state, exactly one version per finished job, and the
-audit chain verifies.
+audit log verifies.
 """
 
 import os

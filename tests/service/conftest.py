@@ -48,6 +48,7 @@ def api(db_session, pg_url, tmp_path) -> Api:
         home=tmp_path / "home",
         data_roots=[tmp_path / "data"],
         outbox_poll_seconds=3600,
+        audit_seal_seconds=3600,  # tests seal with seal_pending, deterministically
         batch_window_seconds=0,
         register_wait_seconds=0,  # no worker here: registration answers 202 and the test settles the verdict
     )

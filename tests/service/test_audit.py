@@ -1,11 +1,13 @@
-"""Signatures, the hash chain (tamper-evident in Postgres), purge, and the verify command."""
+"""Signatures, the audit log (tamper-evident in Postgres), purge, and the verify command."""
 
 import json
 
 from sqlalchemy import select, text
 
 from service.audit.canonical import canonical_bytes
-from service.audit.chain import record, verify_chain
+from service.audit.chain import record
+from service.audit.logstore import verify_tree
+from service.audit.sealer import seal_pending
 from service.audit.signing import Signer, load_public_pem, verify_signed
 from service.cli import main as cli
 from service.db.enums import Role, VersionStatus
@@ -52,16 +54,18 @@ def test_editing_one_audit_row_in_postgres_is_named_by_verify(api):
     for i in range(5):
         record(api.session, actor="test", action="thing.happened", subject=f"thing:{i}", data={"i": i})
     api.session.commit()
+    seal_pending(api.session, api.client.app.state.signer)
+    api.session.commit()
     auditor = api.as_(Role.auditor)
     assert api.client.get("/audit-events/verify", headers=auditor).json()["ok"] is True
     events = api.client.get("/audit-events", params={"limit": 1000}, headers=auditor).json()["items"]
-    target = events[-3]["seq"]
+    target = events[-3]
     api.session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-    api.session.execute(text("UPDATE audit_events SET data = '{\"i\": 99}' WHERE seq = :s"), {"s": target})
+    api.session.execute(text("UPDATE audit_events SET data = '{\"i\": 99}' WHERE id = :s"), {"s": target["seq"]})
     api.session.commit()
     verdict = api.client.get("/audit-events/verify", headers=auditor).json()
     assert verdict["ok"] is False
-    assert verdict["first_broken_seq"] == target
+    assert verdict["first_broken_seq"] == target["seq"] and verdict["first_bad_index"] == target["index"]
     assert "edited" in verdict["reason"]
 
 
@@ -76,14 +80,15 @@ def test_audit_log_refuses_updates_without_a_superuser_override(api):
     api.session.rollback()
 
 
-def test_state_changes_are_events_in_one_chain(api):
+def test_state_changes_are_events_in_one_log(api):
     body = {"model": "m", "samples": ["tr-cat-000"]}
     created = api.client.post("/unlearn-requests", json=body, headers=api.as_(Role.officer)).json()
     api.client.post(f"/unlearn-requests/{created['id']}/cancel", headers=api.as_(Role.officer))
     events = api.client.get("/audit-events", params={"subject": f"request:{created['id']}"}, headers=api.as_(Role.auditor))
     assert [e["action"] for e in events.json()["items"]] == ["request.received", "request.queued", "request.cancelled"]
     assert all(e["actor"].startswith("key:") and e["actor"].endswith(":officer") for e in events.json()["items"])
-    assert verify_chain(api.session).ok
+    seal_pending(api.session, api.client.app.state.signer)
+    assert verify_tree(api.session, api.client.app.state.signer.public_key).ok
 
 
 def test_purge_removes_superseded_files_after_the_grace_period(api):

@@ -20,10 +20,16 @@ MATRIX = [
     ("POST", "/unlearn-requests/{request_id}/cancel", {Role.officer}),
     ("POST", "/unlearn-requests/{request_id}/approve", {Role.reviewer}),
     ("POST", "/unlearn-requests/{request_id}/reject", {Role.reviewer}),
+    ("POST", "/unlearn-requests/{request_id}/extension", {Role.officer}),
     ("GET", "/unlearn-requests/{request_id}/report", {Role.auditor}),
     ("GET", "/unlearn-requests/{request_id}/receipt", READERS),
     ("GET", "/audit-events", {Role.auditor}),
     ("GET", "/audit-events/verify", {Role.auditor}),
+    ("GET", "/audit/checkpoints/latest", set(Role)),
+    ("GET", "/audit/checkpoints/{size}", set(Role)),
+    ("GET", "/audit/proofs/inclusion", set(Role)),
+    ("GET", "/audit/proofs/consistency", set(Role)),
+    ("GET", "/audit/export", {Role.auditor}),
     ("GET", "/jobs/{job_id}", READERS),
     ("GET", "/jobs/{job_id}/attestations", READERS),
     ("POST", "/models", set()),
@@ -39,6 +45,12 @@ MATRIX = [
     ("POST", "/api-keys", set()),
     ("GET", "/api-keys", set()),
     ("POST", "/api-keys/{key_id}/revoke", set()),
+    ("POST", "/webhooks", set(Role)),
+    ("GET", "/webhooks", set(Role)),
+    ("GET", "/webhooks/{webhook_id}", set(Role)),
+    ("DELETE", "/webhooks/{webhook_id}", set(Role)),
+    ("GET", "/webhooks/{webhook_id}/deliveries", set(Role)),
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", set(Role)),
 ]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/signing-key"),
           ("GET", "/model-signing-key")}
@@ -47,7 +59,7 @@ ANONYMOUS = ({}, {"Authorization": "Bearer obl_nope_nope"}, {"X-API-Key": "wrong
 
 def concrete(path: str) -> str:
     name = "train" if path.startswith("/datasets") else "m"
-    for param, value in {"request_id": RID, "job_id": RID, "name": name, "ref": "1", "key_id": "999999"}.items():
+    for param, value in {"request_id": RID, "job_id": RID, "webhook_id": RID, "delivery_id": RID, "name": name, "ref": "1", "key_id": "999999", "size": "1"}.items():
         path = path.replace("{" + param + "}", value)
     return path
 
@@ -69,7 +81,7 @@ def test_the_matrix_covers_every_operation_and_openapi_states_its_roles(api):
 
 def test_the_readme_role_table_matches_the_code(api):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    rows = re.findall(r"^\| `(GET|POST) (/\S*)` \| ([^|]+?) \|", readme, flags=re.MULTILINE)
+    rows = re.findall(r"^\| `(GET|POST|DELETE) (/\S*)` \| ([^|]+?) \|", readme, flags=re.MULTILINE)
     documented = {(m, p): roles for m, p, roles in rows}
     ops = operations(api)
     assert set(documented) == set(ops)
@@ -101,7 +113,7 @@ def test_wrong_role_is_403_and_right_role_passes_the_guard(api, method, path, al
 
 def test_keys_and_roles_are_checked_before_any_body_is_parsed(api):
     with_body = [(m, p, allowed) for m, p, allowed in MATRIX if "requestBody" in operations(api)[(m, p)]]
-    assert len(with_body) == 6
+    assert len(with_body) == 8
     bodies = [
         (b"{", "application/json"),
         (b"\xff\xfe not json", "application/json"),

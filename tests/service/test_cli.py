@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -163,9 +164,11 @@ def test_review_approve_and_reject_and_watch_a_rejected_request(cli, api):
 
 
 def test_the_readmes_due_dates_work_as_written(cli):
-    far = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--due-at", "2030-01-01T00:00:00Z", "--json")[1])
-    near = json.loads(cli("submit", "tr-cat-001", "--model", "m", "--json")[1])
-    code, out, _ = cli("list", "--due-before", "2029-12-31", "--all", "--json")
+    # The default is one month after receipt (GDPR Art. 12(3)); a caller may state an earlier date.
+    soon = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    near = json.loads(cli("submit", "tr-cat-000", "--model", "m", "--due-at", soon, "--json")[1])
+    json.loads(cli("submit", "tr-cat-001", "--model", "m", "--json")[1])
+    code, out, _ = cli("list", "--due-before", (datetime.now(UTC) + timedelta(days=10)).date().isoformat(), "--all", "--json")
     assert code == Exit.OK and [r["id"] for r in json.loads(out)["items"]] == [near["id"]]
     code, _, err = cli("submit", "tr-cat-002", "--model", "m", "--due-at", "2030-01-01T00:00:00")
     assert code == Exit.FAILED and "must include a timezone" in err

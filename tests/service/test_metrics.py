@@ -4,6 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.audit.sealer import seal_pending
 from service.db.enums import FailureReason, Role
 from service.domain.jobs import fail_job
 from service.domain.requests import get_request
@@ -40,6 +41,10 @@ def test_a_submission_moves_request_state_queue_depth_and_counters(api):
     assert value(after, "oblivio_unlearn_requests", model="m", status="queued") == 1
     assert value(after, "oblivio_jobs", model="m", status="queued") == 1
     assert value(after, "oblivio_queue_depth", stage="jobs") == 1
+    assert value(after, "oblivio_queue_depth", stage="audit") >= 2  # received and queued, not sealed yet
+    seal_pending(api.session, api.client.app.state.signer)
+    api.session.commit()
+    assert value(scrape(api), "oblivio_queue_depth", stage="audit") == 0
     assert value(after, "oblivio_submissions_total", outcome="created") == 1
     assert value(after, "oblivio_submissions_total", outcome="refused") == 1
     assert value(after, "oblivio_submission_duration_seconds_count") == 2

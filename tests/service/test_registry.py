@@ -38,7 +38,7 @@ BROKEN = {
     "a tensor name twice": (_with_header(
         '{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, '
         '"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]}}', FOUR_FLOATS * 2), "duplicate keys ['a']"),
-    "unknown family": (tiny_checkpoint(family="gan"), "unknown model family 'gan'"),
+    "unknown family": (tiny_checkpoint(family="nope"), "unknown model family 'nope'"),
     "empty config": (tiny_checkpoint(config={}), "'config' must be a non-empty JSON object"),
     "no Oblivio header": (safetensors_file(GOOD), "without an Oblivio header"),
     "another format": (safetensors_file(GOOD, {"oblivio": json.dumps({"family": "mae", "config": {"a": 1}})}),
@@ -215,7 +215,7 @@ def test_families_installed_as_plugins_may_be_registered(api, monkeypatch):
 
     plugin = EntryPoint(name="my-unet", value="plugin.adapters:MyUNet", group=families.ENTRY_POINT_GROUP)
     monkeypatch.setattr(families, "entry_points", lambda group: [plugin] if group == families.ENTRY_POINT_GROUP else [])
-    assert {"mae", "diffusion"} <= families.BUILTIN_FAMILIES
+    assert {"mae", "diffusion", "gan"} <= families.BUILTIN_FAMILIES
     assert families.known_families() == families.BUILTIN_FAMILIES | {"my-unet"}
     response = api.client.post("/models", headers=api.as_(Role.admin), data={"spec": SPEC},
                                files={"checkpoint": ("b", tiny_checkpoint(family="my-unet"))})

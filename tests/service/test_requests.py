@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from service.db.enums import Role
 from service.db.models import Job, OutboxMessage, UnlearnRequest
 from service.db.base import utcnow
+from service.domain.deadlines import add_months
 from service.domain.requests import RUN_JOB_TASK
 
 
@@ -31,7 +32,7 @@ def test_submit_records_request_job_and_outbox_row(api):
     assert body["classes"] == ["fox"]
     assert body["mode"] == "retain_free" and body["method"] == "encoder_l2"
     received = datetime.fromisoformat(body["received_at"])
-    assert datetime.fromisoformat(body["due_at"]) - received == timedelta(days=30)
+    assert datetime.fromisoformat(body["due_at"]) == add_months(received, 1)  # GDPR Art. 12(3)
     assert body["job"]["status"] == "queued"
     assert counts(api) == (1, 1, 1)
     job = api.session.get(Job, uuid.UUID(body["job"]["id"]))

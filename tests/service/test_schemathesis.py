@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.audit.sealer import seal_pending
 from service.db.enums import Role
 from service.db.models import ApiKey
 
@@ -43,16 +44,23 @@ SUBMISSIONS = st.fixed_dictionaries(
 
 def real_ids(api) -> dict[str, list[str]]:
     officer = api.as_(Role.officer)
+    webhook = api.client.post("/webhooks", json={"url": "https://8.8.8.8/hook", "events": ["request.queued"]},
+                              headers=officer).json()
     queued = api.client.post("/unlearn-requests", json={"model": "m", "samples": ["tr-cat-000"]}, headers=officer).json()
     api.client.app.state.settings.require_approval = True
     pending = api.client.post("/unlearn-requests", json={"model": "m", "classes": ["dog"]}, headers=officer).json()
     api.client.app.state.settings.require_approval = False
     spare = api.client.post("/api-keys", json={"name": "spare", "role": "auditor"}, headers=api.as_(Role.admin)).json()
+    size = seal_pending(api.session, api.client.app.state.signer).size  # a signed checkpoint to ask proofs of
+    api.session.commit()
     return {
+        "size": [str(size)],
         "request_id": [queued["id"], pending["id"]],
         "job_id": [queued["job"]["id"]],
         "ref": ["1", "current"],
         "key_id": [str(spare["id"])],
+        "webhook_id": [webhook["id"]],
+        "delivery_id": [d["id"] for d in api.client.get(f"/webhooks/{webhook['id']}/deliveries", headers=officer).json()],
     }
 
 

@@ -57,3 +57,16 @@ def test_readyz_names_a_missing_migration(tmp_path):
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"database": True, "broker": True, "schema": False}
     assert "has no Oblivio schema: run `oblivio migrate`" in ready.json()["reason"]
+
+
+def test_serve_refuses_an_s3_store_it_cannot_use(serve, tmp_path, s3_endpoint, monkeypatch):
+    from tests.s3 import CREDENTIALS
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    upgrade(Settings(home=tmp_path / "home"))
+    code, err = serve(home=str(tmp_path / "home"), artifact_url="s3://no-such-bucket/oblivio", s3_endpoint_url=s3_endpoint,
+                      s3_addressing_style="path")
+    assert code == Exit.CONFLICT
+    assert "artifacts: s3://no-such-bucket/oblivio" in err
+    assert "not serving: artifact store s3://no-such-bucket/oblivio/ is not reachable or does not exist" in err

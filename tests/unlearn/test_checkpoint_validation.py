@@ -53,7 +53,7 @@ def test_nan_weights_and_a_forward_pass_that_produces_nan_are_refused() -> None:
 
 def test_an_unknown_family_or_an_impossible_config_is_a_verdict_not_a_crash() -> None:
     tensors = make_tiny("mae").state_dict()
-    assert "unknown model family 'gan'" in checkpoint_problems(_file(tensors, TINY_CONFIGS["mae"], family="gan"))[0]
+    assert "unknown model family 'nope'" in checkpoint_problems(_file(tensors, TINY_CONFIGS["mae"], family="nope"))[0]
     assert "invalid MAEConfig" in checkpoint_problems(_file(tensors, {**TINY_CONFIGS["mae"], "patch_size": 5}))[0]
     assert "unknown" in checkpoint_problems(_file(tensors, {**TINY_CONFIGS["mae"], "rm_rf": True}))[0].lower()
 

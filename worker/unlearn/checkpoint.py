@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save
 
 from .adapters.base import Adapter
 from .adapters.registry import create_adapter
+from .adapters.sampler import is_sampler
 
 FORMAT = "oblivio-checkpoint/1"
 METADATA_KEY = "oblivio"
@@ -122,15 +123,22 @@ def _forward_problems(header: dict[str, Any], tensors: dict[str, torch.Tensor], 
         adapter.model.eval()
         generator = torch.Generator().manual_seed(0)
         images = torch.rand(batch, *adapter.image_shape, generator=generator)
-        mask = adapter.random_mask(batch, generator)
         with torch.no_grad():
-            latent, output = adapter.encode(images, mask), adapter.reconstruct(images, mask)
+            if is_sampler(adapter):  # latent codes -> images (-> the discriminator's logits, if it has one)
+                output = adapter.sample_raw(adapter.latent(batch, generator))
+                outputs = [("generator output", output)]
+                if adapter.has_discriminator:
+                    outputs.append(("discriminator output", adapter.discriminate(output.clamp(0, 1))))
+            else:
+                mask = adapter.random_mask(batch, generator)
+                latent, output = adapter.encode(images, mask), adapter.reconstruct(images, mask)
+                outputs = [("encoder output", latent), ("generator output", output)]
     except Exception as err:  # whatever the model raises, the verdict names it
         return [f"forward pass on a dummy batch failed: {type(err).__name__}: {err}"]
     problems = []
     if tuple(output.shape) != tuple(images.shape):
         problems.append(f"forward pass returned shape {tuple(output.shape)} for input {tuple(images.shape)}")
-    for name, value in (("encoder output", latent), ("generator output", output)):
+    for name, value in outputs:
         if not bool(torch.isfinite(value).all()):
             problems.append(f"forward pass on a dummy batch: the {name} holds NaN or infinite values")
     return problems

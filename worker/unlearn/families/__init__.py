@@ -5,6 +5,6 @@ Importing this package registers every built-in family; plugin families arrive t
 metrics never import a family: they reach one only through the Adapter contract and the registry.
 """
 
-from . import diffusion, mae
+from . import diffusion, gan, mae
 
-__all__ = ["diffusion", "mae"]
+__all__ = ["diffusion", "gan", "mae"]

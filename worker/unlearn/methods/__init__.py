@@ -9,7 +9,11 @@ noisy_label        generator   forget inputs reconstruct noise images
 retain_label       generator   forget inputs reconstruct the teacher's outputs for retain images
 random_encoder     encoder     latents of forget inputs -> random vectors (teacher latent stats)
 gradient_surgery   encoder     forget gradient projected off the retain gradient on conflict
+gan_cascade        generator   samplers (GANs) only: substitutes, fake label for D, cascaded stages
 =================  ==========  ==================================================================
+
+Family-specific methods live in their family's folder (gan_cascade: families/gan/cascade.py) and
+register themselves here when the families are imported (below).
 """
 
 from . import encoder_l2, gradient_surgery, output_space, random_encoder  # noqa: F401  (registration)
@@ -26,6 +30,7 @@ from .registry import (
     parse_method_config,
     run_method,
 )
+from .. import families  # noqa: E402,F401  (family-specific methods register on import)
 
 __all__ = [
     "PARAMS_KEY",

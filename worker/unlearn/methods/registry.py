@@ -32,28 +32,30 @@ class MethodSpec:
     params_class: type
     run: Runner
     summary: str
+    kind: Literal["masked", "sampler"] = "masked"  # the adapter kind it works on (adapters/sampler.py)
 
 
 _METHODS: dict[str, MethodSpec] = {}
 
 
 def register_method(
-    name: str, *, trains: Literal["encoder", "generator"], params_class: type, summary: str
+    name: str, *, trains: Literal["encoder", "generator"], params_class: type, summary: str,
+    kind: Literal["masked", "sampler"] = "masked",
 ) -> Callable[[Runner], Runner]:
-    """Decorator: register ``run`` as method ``name``."""
+    """Decorator: register ``run`` as method ``name`` (for adapters of ``kind``)."""
 
     def decorate(run: Runner) -> Runner:
         if name in _METHODS:
             raise ValueError(f"unlearning method {name!r} is already registered")
-        _METHODS[name] = MethodSpec(name, trains, params_class, run, summary)
+        _METHODS[name] = MethodSpec(name, trains, params_class, run, summary, kind)
         return run
 
     return decorate
 
 
-def list_methods() -> list[str]:
-    """Registered method names, sorted."""
-    return sorted(_METHODS)
+def list_methods(kind: str | None = None) -> list[str]:
+    """Registered method names, sorted; ``kind``: only those for that adapter kind ("masked", "sampler")."""
+    return sorted(name for name, spec in _METHODS.items() if kind is None or spec.kind == kind)
 
 
 def get_method(name: str) -> MethodSpec:
