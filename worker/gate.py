@@ -108,16 +108,21 @@ def check_gate(judgement: Judgement, overrides: dict[str, float | None]) -> Gate
     thresholds = {**DEFAULT_GATE, **{k: v for k, v in overrides.items() if k in DEFAULT_GATE}}
     values = _values(judgement)
     checks = [_check(name, threshold, values[name], judgement) for name, threshold in thresholds.items()]
+    verdict = verdict_of(checks)
+    return GateResult(verdict, thresholds, checks, membership_verdict(judgement.membership, thresholds))
+
+
+def verdict_of(checks: list[dict[str, Any]]) -> str:
+    """The gate's verdict from its checks' statuses: any failed check fails it; none passed, nothing
+    was judged; a disabled or unevaluated check beside passed ones is said, not hidden."""
     statuses = {c["status"] for c in checks}
     if FAILED in statuses:
-        verdict = VERDICT_FAILED
-    elif PASSED not in statuses:
-        verdict = VERDICT_NONE
-    elif statuses & {DISABLED, NOT_EVALUATED}:
-        verdict = VERDICT_PARTIAL
-    else:
-        verdict = VERDICT_PASSED
-    return GateResult(verdict, thresholds, checks, membership_verdict(judgement.membership, thresholds))
+        return VERDICT_FAILED
+    if PASSED not in statuses:
+        return VERDICT_NONE
+    if statuses & {DISABLED, NOT_EVALUATED}:
+        return VERDICT_PARTIAL
+    return VERDICT_PASSED
 
 
 def membership_verdict(mia: dict[str, Any] | None, thresholds: dict[str, float | None]) -> dict[str, Any] | None:

@@ -35,11 +35,8 @@ from worker.gate import (
     NOT_APPLICABLE,
     NOT_EVALUATED,
     PASSED,
-    VERDICT_FAILED,
-    VERDICT_NONE,
-    VERDICT_PARTIAL,
-    VERDICT_PASSED,
     GateResult,
+    verdict_of,
 )
 from worker.unlearn.mia import tolerance
 
@@ -73,15 +70,7 @@ def check_sampler_gate(judgement, overrides: dict[str, float | None]) -> GateRes
     before, after = sides["before"]["generated"], sides["after"]["generated"]
     values = _values(before, after)
     checks = [_check(name, thresholds[name], values[name], judgement) for name in SAMPLER_GATE]
-    statuses = {c["status"] for c in checks}
-    if FAILED in statuses:
-        verdict = VERDICT_FAILED
-    elif PASSED not in statuses:
-        verdict = VERDICT_NONE
-    elif statuses & {DISABLED, NOT_EVALUATED}:
-        verdict = VERDICT_PARTIAL
-    else:
-        verdict = VERDICT_PASSED
+    verdict = verdict_of(checks)
     return GateResult(verdict, thresholds, checks, _membership_verdict(judgement.membership, thresholds))
 
 
