@@ -24,11 +24,11 @@ def _fmt(key: str, value: float | None) -> str:
 
 def render_markdown(body: dict) -> str:
     lines = [
-        "# Quality benchmark: the paper's comparison on the demo model",
+        f"# Quality benchmark: the paper's comparison on the demo {body['model'].get('family', 'mae')} model",
         "",
         f"`{body['command']}` — {body['wall_s'] / 60:.1f} min wall time with {body['machine']['threads']} torch "
         f"thread(s) on a shared 2-core machine ({body['machine']['processor']}, torch {body['machine']['torch']}). Every method: "
-        f"{body['config']['steps']} steps (reduced; the demo model recommends 600), batch "
+        f"{body['config']['steps']} steps (the model's header recommends {body.get('recommended_steps', 600)}), batch "
         f"{body['config']['batch_size']}, lr {body['config']['lr']}, alpha {body['config']['alpha']}, seed {body['seed']}.",
         "",
         "D_F: the forget samples; D_R: held-out test images of the retained classes. Arrows: the direction "
@@ -52,6 +52,9 @@ def render_markdown(body: dict) -> str:
                 cells += [_fmt(k, f[k]) for k, *_ in METRICS] + [_fmt(k, r[k]) for k, *_ in METRICS]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        if "Retrained (reference)" in scenario["rows"]:
+            lines += ["Retrained (reference): the same recipe and seed trained without the forgotten class "
+                      f"({body.get('retrained')}); unlearning should land near it on D_F and on D_R.", ""]
         lines += [f"![{scenario['title']}]({scenario['figure']})", ""]
     return "\n".join(lines)
 

@@ -6,6 +6,9 @@
   dataset's whole training split (for Fashion-MNIST the committed demo asset is the base and is not
   retrained here);
 - ``retrained``: the same recipe and seed on the training split without the forgotten class;
+- ``retrained-diffusion``: the demo diffusion recipe (``worker.train_demo.DEMO_DIFFUSION`` /
+  ``DEMO_DIFFUSION_RECIPE``, seed 0) on the training split without the forgotten class (the
+  committed ``diffusion.safetensors`` is the base on Fashion-MNIST);
 - ``judge``: an independent classifier (:class:`Judge`: another architecture than the demo's
   feature net, another seed) on the whole training split.
 
@@ -26,13 +29,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from benchmarks.datasets import DATASETS, Dataset
-from worker.train_demo import DEMO_MAE, DEMO_RECIPE
+from worker.train_demo import DEMO_DIFFUSION, DEMO_DIFFUSION_RECIPE, DEMO_MAE, DEMO_RECIPE
 from worker.unlearn import Adapter, create_adapter, load_checkpoint, save_checkpoint
+from worker.unlearn.families.diffusion import DiffusionTrainConfig, train_diffusion
 from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "reference"
-MAE_SEED = 0  # the demo's
+MAE_SEED = 0  # the demo's (MAE and diffusion alike)
+MODELS = ("base", "retrained", "retrained-diffusion", "judge")
 JUDGE_SEED = 7  # not the feature net's 0
 
 
@@ -78,6 +83,24 @@ def train_reference_mae(data: Dataset, images: Tensor, path: Path, description: 
     return adapter
 
 
+def train_reference_diffusion(images: Tensor, path: Path, description: str) -> Adapter:
+    """The demo diffusion recipe on ``images`` (N, 1, 28, 28) uint8, pixel statistics from those images."""
+    pixels = images.double() / 255.0
+    config = {**DEMO_DIFFUSION, "pixel_mean": [round(pixels.mean().item(), 6)], "pixel_std": [round(pixels.std().item(), 6)]}
+    adapter = create_adapter("diffusion", config, seed=MAE_SEED)
+    recipe = DiffusionTrainConfig(**{**DEMO_DIFFUSION_RECIPE.to_dict(), "seed": MAE_SEED})
+    print(f"{path.name}: {len(images)} images, {recipe}", flush=True)
+    result = train_diffusion(adapter, images, recipe, log_every=50,
+                             on_log=lambda s, v: print(f"  step {s}/{recipe.steps} loss {v:.4f}", flush=True))
+    header = {"name": path.stem, "dataset": description,
+              "training": {**recipe.to_dict(), "seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
+                           "losses_per_50_steps": [round(v, 5) for v in result.losses]}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(adapter, path, header)
+    print(f"{path}: {result.seconds:.0f} s", flush=True)
+    return adapter
+
+
 def train_judge(data: Dataset, path: Path, images_seen: int = 120_000, batch: int = 128) -> Judge:
     """AdamW + cosine schedule on the whole training split for about ``images_seen`` images, seeded."""
     epochs = max(1, round(images_seen / len(data.train_x)))
@@ -114,7 +137,7 @@ def judge_accuracy(net: Judge, data: Dataset) -> float:
 
 
 def load_or_train(data: Dataset, model: str) -> Adapter | Judge:
-    """The cached ``model`` ("base", "retrained" or "judge") for ``data``, trained first if missing."""
+    """The cached ``model`` (one of :data:`MODELS`) for ``data``, trained first if missing."""
     if model == "base" and data.base_checkpoint is not None:
         return load_checkpoint(data.base_checkpoint)[0]
     path = CACHE / data.name / f"{model}.safetensors"
@@ -129,6 +152,9 @@ def load_or_train(data: Dataset, model: str) -> Adapter | Judge:
     if model == "base":
         return train_reference_mae(data, data.train_x, path, f"{data.name} train split")
     keep = data.train_y != data.forget_class
+    if model == "retrained-diffusion":
+        return train_reference_diffusion(data.train_x[keep], path,
+                                         f"{data.name} train split without class {data.class_names[data.forget_class]}")
     return train_reference_mae(data, data.train_x[keep], path,
                                f"{data.name} train split without class {data.class_names[data.forget_class]}")
 
@@ -136,7 +162,7 @@ def load_or_train(data: Dataset, model: str) -> Adapter | Judge:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.reference_models", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
-    parser.add_argument("--model", choices=("base", "retrained", "judge"), required=True)
+    parser.add_argument("--model", choices=MODELS, required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -9,6 +9,7 @@ what was read from which dataset, counted, not assumed.
 
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from service.db.models import Dataset, Job, ModelVersion, Sample
 from service.domain.erasures import erased_from
 from service.domain.jobs import forget_classes, forget_samples
 from service.storage.paths import SampleFiles, SamplePathError
+from worker.unlearn.adapters import family_class
 from worker.unlearn.data import SampleLoadError, SampleRecord, load_images
 
 
@@ -118,7 +120,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
     retain = [s for s in pool if s.id not in held]
     if len(retain) > retain_max:
         retain = sorted(rng.sample(retain, retain_max), key=lambda s: s.id)
-    reference = _reference(session, proxy=proxy, labels={s.class_label for s, _ in forget}, eval_max=eval_max, rng=rng)
+    reference = _reference(session, proxy=proxy, labels=Counter(s.class_label for s, _ in forget), eval_max=eval_max, rng=rng)
     base = session.scalar(
         select(ModelVersion).where(ModelVersion.model_id == job.model_id, ModelVersion.version == job.base_version)
     )
@@ -132,7 +134,7 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
         base_version=base.version,
         base_digest=base.checkpoint_digest,
         feature_net_digest=model.feature_net_digest,
-        gate_overrides=dict(model.gate_thresholds or {}),
+        gate_overrides=gate_thresholds(model.family, model.gate_thresholds),
         mode=job.mode,
         method=job.method.value,
         config=dict(job.config),
@@ -150,8 +152,12 @@ def gather_inputs(session: Session, *, job: Job, retain_max: int, eval_max: int)
     )
 
 
-def _reference(session: Session, *, proxy: Dataset | None, labels: set[str], eval_max: int, rng: random.Random) -> Part | None:
-    """Never-trained images of the forget samples' classes: the proxy set's, when it has them."""
+def _reference(session: Session, *, proxy: Dataset | None, labels: Counter, eval_max: int, rng: random.Random) -> Part | None:
+    """Never-trained images of the forget samples' classes (the proxy set's, when it has them), in the
+    forget set's class proportions, at least one per class: membership is compared within classes and
+    a class forgotten whole is judged on its own images, so a uniform draw over the classes (6,000
+    forget images of one class and 8 of seven others got 4 reference images of that class out of 64)
+    would judge the bulk of the request on a handful of images. At most eval_max + one per class."""
     if proxy is None or not labels:
         return None
     rows = list(session.scalars(
@@ -159,7 +165,25 @@ def _reference(session: Session, *, proxy: Dataset | None, labels: set[str], eva
     ))
     if not rows:
         return None
-    return Part(proxy.name, [_record(s) for s in rng.sample(rows, min(eval_max, len(rows)))])
+    by_label: dict[str, list[Sample]] = {}
+    for sample in rows:
+        by_label.setdefault(sample.class_label, []).append(sample)
+    total = sum(labels[label] for label in by_label)
+    picked = []
+    for label in sorted(by_label):
+        quota = max(1, round(eval_max * labels[label] / total))
+        picked += rng.sample(by_label[label], min(quota, len(by_label[label])))
+    return Part(proxy.name, [_record(s) for s in picked])
+
+
+def gate_thresholds(family: str, model_thresholds: dict | None) -> dict:
+    """The gate thresholds a job of ``family`` runs with: the family's defaults (Adapter.gate_defaults),
+    the model's own over them; the service-wide defaults fill the rest in worker/gate.py."""
+    try:
+        defaults = family_class(family).gate_defaults
+    except (KeyError, ValueError):  # an unknown family fails when its checkpoint loads, with its own message
+        defaults = {}
+    return {**defaults, **(model_thresholds or {})}
 
 
 def _record(sample: Sample) -> SampleRecord:

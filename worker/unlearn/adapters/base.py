@@ -53,12 +53,17 @@ class Adapter(ABC):
         encoder_prefixes: state-dict key prefixes that make up the encoder ``E``.
         fixed_keys: keys of constants that are never trained (e.g. sin-cos position tables), wherever
             they sit; no method ever puts them in an optimiser.
+        gate_defaults: publish-gate thresholds of this family over the service-wide defaults
+            (worker/gate.py DEFAULT_GATE, measured on the demo MAE), a model's own gate_thresholds
+            over both. A family sets one only from a measurement: the value a model retrained without
+            the forgotten data passes and an unchanged model fails (README, "Publish gate").
     """
 
     family: ClassVar[str]
     config_class: ClassVar[type]
     encoder_prefixes: ClassVar[tuple[str, ...]]
     fixed_keys: ClassVar[frozenset[str]] = frozenset()
+    gate_defaults: ClassVar[dict[str, float | None]] = {}
 
     def __init__(self, config: Any, model: nn.Module) -> None:
         self.config = config
