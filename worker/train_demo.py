@@ -24,11 +24,12 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from worker.fashion_mnist import DEFAULT_SOURCE, read_idx_split
-from worker.unlearn import EncoderL2Config, create_adapter, save_checkpoint
+from worker.unlearn import Adapter, EncoderL2Config, create_adapter, save_checkpoint
 from worker.unlearn.families.diffusion import DiffusionTrainConfig, demo_unet, train_diffusion
 from worker.unlearn.families.gan import GANTrainConfig, train_gan
 from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
@@ -52,71 +53,74 @@ DEMO_DIFFUSION_RECIPE = DiffusionTrainConfig(steps=600, batch_size=32, lr=2e-3, 
 DEMO_DIFFUSION_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=200, batch_size=32)
 
 
+DATASET = "fashion-mnist train split (60000 images, dataset-fashion-mnist)"
+
+
 def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log) -> Path:
-    """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
+def _training_images(source: Path) -> tuple[torch.Tensor, float, float]:
+    """The training split as (N, 1, 28, 28) uint8, and its pixel mean and std in [0, 1] (one channel: over all pixels)."""
     images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
     pixels = x.double() / 255.0
-    mean, std = pixels.mean().item(), pixels.std().item()  # one channel: statistics over all pixels
-    config = {**DEMO_MAE, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
-    adapter = create_adapter("mae", config, seed=seed)
-    recipe = MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "seed": seed})
-    n_params = sum(p.numel() for p in adapter.model.parameters())
-    log(f"MAE: {n_params} parameters, pixel mean {mean:.4f} std {std:.4f}, {recipe}")
-    result = train_mae(adapter, x, recipe, on_epoch=lambda e, v: log(f"  epoch {e}/{recipe.epochs} loss {v:.4f}"))
+    return x, pixels.mean().item(), pixels.std().item()
+
+
+def _save_demo(adapter: Adapter, out_dir: Path, name: str, training: dict[str, Any],
+               unlearn_defaults: EncoderL2Config | None, log, done: str) -> Path:
+    """Write ``out_dir/<name>.safetensors`` with the header every demo carries; returns its path.
+
+    ``training``: the recipe and what the run measured; the thread count, torch version and machine
+    are added, since the weights are reproducible only with all three the same. ``unlearn_defaults``:
+    the encoder-L2 settings measured on this model (None: the family's recommendation applies,
+    worker/unlearn/config.py FAMILY_RECOMMENDED). ``done``: the start of the closing log line.
+    """
     header = {
-        "name": "fashion-mnist-mae-demo",
-        "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
-        "training": {
-            **recipe.to_dict(),
-            "steps": result.steps,
-            "seconds": round(result.seconds, 1),
-            "epoch_losses": [round(v, 5) for v in result.losses],
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-        },
-        "unlearn_defaults": DEMO_UNLEARN.to_dict(),
-    }
-    path = out_dir / "mae.safetensors"
+        "name": f"fashion-mnist-{name}-demo",
+        "dataset": DATASET,
+        "training": {**training, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "machine": platform.machine()},
+    }  # fmt: skip
+    if unlearn_defaults is not None:
+        header["unlearn_defaults"] = unlearn_defaults.to_dict()
+    path = out_dir / f"{name}.safetensors"
     digest = save_checkpoint(adapter, path, header)
-    log(f"MAE: {result.seconds:.0f} s, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
+    log(f"{done}, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
     return path
 
 
-def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log) -> Path:
+def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
+                   recipe: MAETrainConfig = DEMO_RECIPE) -> Path:
+    """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
+    x, mean, std = _training_images(source)
+    config = {**DEMO_MAE, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
+    adapter = create_adapter("mae", config, seed=seed)
+    recipe = MAETrainConfig(**{**recipe.to_dict(), "seed": seed})
+    n_params = sum(p.numel() for p in adapter.model.parameters())
+    log(f"MAE: {n_params} parameters, pixel mean {mean:.4f} std {std:.4f}, {recipe}")
+    result = train_mae(adapter, x, recipe, on_epoch=lambda e, v: log(f"  epoch {e}/{recipe.epochs} loss {v:.4f}"))
+    training = {**recipe.to_dict(), "steps": result.steps, "seconds": round(result.seconds, 1),
+                "epoch_losses": [round(v, 5) for v in result.losses]}  # fmt: skip
+    return _save_demo(adapter, out_dir, "mae", training, DEMO_UNLEARN, log, f"MAE: {result.seconds:.0f} s")
+
+
+def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
+                         recipe: DiffusionTrainConfig = DEMO_DIFFUSION_RECIPE) -> Path:
     """Train the demo diffusion inpainter on the Fashion-MNIST training split; returns the checkpoint path."""
-    images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
-    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
-    pixels = x.double() / 255.0
-    mean, std = pixels.mean().item(), pixels.std().item()
+    x, mean, std = _training_images(source)
     config = {**DEMO_DIFFUSION, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
     adapter = create_adapter("diffusion", config, seed=seed)
-    recipe = DiffusionTrainConfig(**{**DEMO_DIFFUSION_RECIPE.to_dict(), "seed": seed})
+    recipe = DiffusionTrainConfig(**{**recipe.to_dict(), "seed": seed})
     n_params = sum(p.numel() for p in adapter.model.parameters())
     log(f"diffusion: {n_params} parameters, {recipe}")
     result = train_diffusion(adapter, x, recipe, on_log=lambda s, v: log(f"  step {s}/{recipe.steps} loss {v:.4f}"),
                              log_every=50)
-    header = {
-        "name": "fashion-mnist-diffusion-demo",
-        "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
-        "training": {
-            **recipe.to_dict(),
-            "seconds": round(result.seconds, 1),
-            "losses_per_50_steps": [round(v, 5) for v in result.losses],
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-        },
-        "unlearn_defaults": DEMO_DIFFUSION_UNLEARN.to_dict(),
-    }
-    path = out_dir / "diffusion.safetensors"
-    digest = save_checkpoint(adapter, path, header)
-    log(f"diffusion: {result.seconds:.0f} s, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
+    training = {**recipe.to_dict(), "seconds": round(result.seconds, 1),
+                "losses_per_50_steps": [round(v, 5) for v in result.losses]}  # fmt: skip
+    return _save_demo(adapter, out_dir, "diffusion", training, DEMO_DIFFUSION_UNLEARN, log,
+                      f"diffusion: {result.seconds:.0f} s")
 
 
 DEMO_GAN = {"image_size": 28, "in_chans": 1, "latent_dim": 32, "g_width": 16, "d_width": 16}
@@ -130,25 +134,17 @@ def train_demo_gan(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     The header records wall-clock and CPU seconds: on a loaded machine the wall time overstates
     what an idle one needs, CPU time / threads is the idle estimate.
     """
-    images, _ = read_idx_split(source, "train")
-    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    x, _, _ = _training_images(source)
     adapter = create_adapter("gan", DEMO_GAN, seed=seed)
     recipe = GANTrainConfig(**{**recipe.to_dict(), "seed": seed})
     log(f"GAN: {sum(p.numel() for p in adapter.model.parameters())} parameters, {recipe}")
     cpu = time.process_time()
     result = train_gan(adapter, x, recipe, on_log=lambda s, e: log(f"  step {s}/{recipe.steps} d {e['d']:.3f} g {e['g']:.3f}"))
     cpu = time.process_time() - cpu
-    header = {
-        "name": "fashion-mnist-gan-demo",
-        "dataset": "fashion-mnist train split (60000 images, dataset-fashion-mnist)",
-        "training": {**recipe.to_dict(), "seconds": round(result.seconds, 1), "cpu_seconds": round(cpu, 1),
-                     "losses": [{k: round(v, 4) for k, v in e.items()} for e in result.losses],
-                     "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine()},
-    }  # no unlearn_defaults: the family's recommendation applies (worker/unlearn/config.py FAMILY_RECOMMENDED)
-    path = out_dir / "gan.safetensors"
-    digest = save_checkpoint(adapter, path, header)
-    log(f"GAN: {result.seconds:.0f} s wall, {cpu:.0f} s CPU, wrote {path} ({path.stat().st_size} bytes, sha256 {digest})")
-    return path
+    training = {**recipe.to_dict(), "seconds": round(result.seconds, 1), "cpu_seconds": round(cpu, 1),
+                "losses": [{k: round(v, 4) for k, v in e.items()} for e in result.losses]}  # fmt: skip
+    return _save_demo(adapter, out_dir, "gan", training, None, log,
+                      f"GAN: {result.seconds:.0f} s wall, {cpu:.0f} s CPU")
 
 
 def train_demo_classifier(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE) -> Path:

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from ...adapters.base import Adapter, mask_row_seeds
+from ...adapters.geometry import PatchGrid
 from ...adapters.registry import register_family
 from ...config import dataclass_from_dict
 from . import unet as U
@@ -63,7 +64,7 @@ def demo_unet(channels: tuple[int, ...] = (16, 32, 64), groups: int = 8) -> dict
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(PatchGrid):
     """Architecture and diffusion process of a Palette-style inpainter.
 
     unet: keyword arguments of ``diffusers.UNet2DModel`` (a ``config.json`` without its ``_`` keys);
@@ -98,13 +99,9 @@ class DiffusionConfig:
             for key, value in self.unet_config().items():
                 if key in UNET_OWN_KEYS and self.unet.get(key, value) != value:
                     problems.append(f"unet.{key} is {self.unet[key]!r}, the image geometry needs {value!r}")
-        if self.image_size < 1 or self.patch_size < 1 or self.image_size % self.patch_size:
-            problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        problems += self.grid_problems()
         if self.in_chans < 1:
             problems.append(f"in_chans must be >= 1, got {self.in_chans}")
-        keep = int(self.num_patches * (1 - self.mask_ratio)) if self.patch_size >= 1 else 0
-        if not 0 < keep < max(self.num_patches, 1):
-            problems.append(f"mask_ratio {self.mask_ratio} leaves {keep} of {self.num_patches} tokens visible")
         if self.num_train_timesteps < 2:
             problems.append(f"num_train_timesteps must be >= 2, got {self.num_train_timesteps}")
         if self.beta_schedule not in SCHEDULES:
@@ -115,20 +112,9 @@ class DiffusionConfig:
             problems.append(f"sample_steps must be in [1, {self.num_train_timesteps}], got {self.sample_steps}")
         if not self.mia_timesteps or not all(0 <= t < self.num_train_timesteps for t in self.mia_timesteps):
             problems.append(f"mia_timesteps must be non-empty, each in [0, {self.num_train_timesteps})")
-        if len(self.pixel_mean) != self.in_chans or len(self.pixel_std) != self.in_chans:
-            problems.append(f"pixel_mean and pixel_std need {self.in_chans} values (one per channel)")
-        if any(s <= 0 for s in self.pixel_std):
-            problems.append(f"pixel_std must be positive, got {self.pixel_std}")
+        problems += self.pixel_stats_problems()
         if problems:
             raise ValueError("invalid DiffusionConfig: " + "; ".join(problems))
-
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size**2
 
     def unet_config(self) -> dict[str, Any]:
         """The UNet2DModel keyword arguments, geometry included."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...schedule import set_lr, warmup_cosine
 from .adapter import DiffusionAdapter
 
 
@@ -43,13 +44,6 @@ class DiffusionTrainResult:
     losses: list[float]  # mean loss per logging window
     steps: int
     seconds: float
-
-
-def lr_at(step: int, cfg: DiffusionTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def training_masks(adapter: DiffusionAdapter, n: int, gen: torch.Generator) -> Tensor:
@@ -93,8 +87,8 @@ def train_diffusion(
         loss = (((eps - noise) ** 2) * hidden).sum() / (hidden.sum() * x0.shape[1])
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"non-finite diffusion loss at step {step}")
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+        lr = warmup_cosine(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr, warmup_from_zero=False)
+        set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

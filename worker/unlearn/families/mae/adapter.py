@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ...adapters.base import Adapter
+from ...adapters.geometry import PatchGrid
 from ...adapters.registry import register_family
 from ...config import dataclass_from_dict
 from .vit import LAYER_NORM_EPS, Block, PatchEmbed, sincos_pos_embed_2d
@@ -36,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
-class MAEConfig:
+class MAEConfig(PatchGrid):
     """Architecture of a MAE; the defaults are the official ``mae_vit_large_patch16``.
 
     pixel_mean, pixel_std: per channel, of the training images in [0, 1]; used to normalise
@@ -58,29 +59,13 @@ class MAEConfig:
     pixel_std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.image_size % self.patch_size:
-            problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        problems = self.grid_problems()
         for dim, heads in ((self.embed_dim, self.num_heads), (self.decoder_embed_dim, self.decoder_num_heads)):
             if dim % heads or dim % 4:
                 problems.append(f"width {dim} must be divisible by 4 and by its head count {heads}")
-        if len(self.pixel_mean) != self.in_chans or len(self.pixel_std) != self.in_chans:
-            problems.append(f"pixel_mean and pixel_std need {self.in_chans} values (one per channel)")
-        if any(s <= 0 for s in self.pixel_std):
-            problems.append(f"pixel_std must be positive, got {self.pixel_std}")
-        keep = int(self.num_patches * (1 - self.mask_ratio))
-        if not 0 < keep < self.num_patches:
-            problems.append(f"mask_ratio {self.mask_ratio} leaves {keep} of {self.num_patches} tokens visible")
+        problems += self.pixel_stats_problems()
         if problems:
             raise ValueError("invalid MAEConfig: " + "; ".join(problems))
-
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size**2
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MAEConfig:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ...losses import masked_patch_mse
+from ...schedule import set_lr, warmup_cosine
 from .adapter import MAEAdapter
 
 
@@ -45,14 +46,6 @@ class MAETrainResult:
     losses: list[float]  # mean training loss per epoch
     steps: int
     seconds: float
-
-
-def lr_at(step: float, total: int, warmup: float, cfg: MAETrainConfig) -> float:
-    """Linear warm-up to ``cfg.lr`` over ``warmup`` steps, then half-cosine down to ``cfg.min_lr``."""
-    if step < warmup:
-        return cfg.lr * step / warmup
-    progress = (step - warmup) / max(1.0, total - warmup)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def train_mae(
@@ -84,8 +77,7 @@ def train_mae(
         order = torch.randperm(len(images), generator=gen)
         running = 0.0
         for i in range(per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg)
+            set_lr(optimizer, warmup_cosine(step, total, warmup, cfg.lr, cfg.min_lr))
             batch = images[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]].to(adapter.device)
             if not batch.is_floating_point():
                 batch = batch.float() / 255.0  # (B, C, H, W) in [0, 1]
