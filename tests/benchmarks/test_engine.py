@@ -12,7 +12,7 @@ import torch
 from benchmarks import engine
 from worker.unlearn import EncoderL2Config, create_adapter, family_class, list_families
 from worker.unlearn.adapters.sampler import KIND_MASKED, adapter_kind
-from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
+from worker.unlearn.teacher_cache import BankSpec, CachedTargets, CacheKey, build_cache
 
 MASKED = [f for f in list_families() if adapter_kind(family_class(f)) == KIND_MASKED]
 
@@ -40,7 +40,8 @@ def test_every_variant_runs_one_step_on_a_tiny_model(family):
     forget, proxy = engine.synthetic_data(base, 8)  # (4, C, H, W), (8, C, H, W)
     config = EncoderL2Config(batch_size=4, steps=2)
     spec = BankSpec(draws_per_image=2, noise_size=4)
-    per_row = (engine.CachedTargets.estimate_nbytes(base, 1, spec) - engine.CachedTargets.estimate_nbytes(base, 0, spec)) // 2
+    estimate = CachedTargets.estimate_nbytes
+    per_row = (estimate(base, 1, spec) - estimate(base, 0, spec)) // 2  # bytes of one target and its mask
     limit = per_row * (4 + 3 * 2 + 1) - 1  # the 4 noise rows and 3 images x 2 draws fit, a 4th image does not
     subset = engine.cached_subset(base, proxy, spec, limit=limit)
     assert len(subset) == 3
