@@ -1,25 +1,38 @@
-"""Time per unlearning step: the reference loop, ours (cached teacher targets), and the floor.
+"""Time per unlearning step, per model family: the reference loop, ours (cached and live teacher), the floor.
 
-    python -m benchmarks.engine [--model demo|vit-b16] [--batch 64] [--steps 15] [--rounds 3] [--device cpu]
-                                [--threads N] [--fashion-mnist DIR] [--images N] [--dry-run]
+    python -m benchmarks.engine [--model mae|diffusion|vit-b16] [--batch N] [--steps 15] [--rounds 3]
+                                [--device cpu] [--threads N] [--fashion-mnist DIR] [--images N] [--dry-run]
 
-Same model (`demo`: the committed demo MAE; `vit-b16`: a randomly initialised MAE of ViT-B/16 size
-at 224 px), same data (forget: Fashion-MNIST training images of class 1; retain side: the test
-split minus that class, the proxy set; synthetic images where Fashion-MNIST is absent and always
-for `vit-b16`), same batch size and masks ratio:
+Models: ``mae`` (alias ``demo``): the committed demo MAE; ``diffusion``: the committed demo
+Palette-style inpainter (worker/unlearn/families/diffusion/); ``vit-b16``: a randomly initialised
+MAE of ViT-B/16 size at 224 px. Same data for every variant (forget: Fashion-MNIST training images
+of class 1; retain side: the test split minus that class, the proxy set; synthetic images where
+Fashion-MNIST is absent and always for ``vit-b16``), same batch size (the model's
+``unlearn_defaults``) and masks. Everything goes through the Adapter contract (``encode(x, mask)``,
+``random_mask``, ``clone``, ``freeze_non_encoder``, ``encoder_parameters``), so the timing code is
+the same for every family; for diffusion the timestep and noise of ``T`` follow from the mask row
+(``mask_row_seeds``), so teacher and student see the same ``T`` as they do in the worker.
 
-(a) reference: a faithful reimplementation of the reference loop's compute per step: teacher in
-    fp32 on the real input of *every* row and on a noise input of every row (noise with the batch's
-    mean and std), each term then multiplied by a row mask (half the teacher work discarded),
-    explicit softmax attention (timm's ``Attention`` of the reference code) in teacher and student;
-(b) ours: ``run_unlearning`` with cached targets (lookups, no teacher pass; fused attention; bf16
-    autocast on CUDA);
+(a) reference: the reference loop's compute per step, reimplemented: teacher in fp32 on the real
+    input of *every* row and on a noise input of every row (noise with the batch's mean and std),
+    each term then multiplied by a row mask (half the teacher work discarded), explicit softmax
+    attention in teacher and student. For the MAE that is the authors' MAE loop with timm's
+    ``Attention``; for diffusion it is the authors' Palette fork loop (the same two teacher passes
+    on every row, in fp32, and its UNet's explicit attention: diffusers' ``AttnProcessor``);
+(b) ours: ``run_unlearning`` with cached teacher targets (lookups, no teacher pass; fused
+    attention; bf16 autocast on CUDA). The cache covers the largest prefix of the proxy set that
+    stays under the worker's cache limit (``MAX_CACHE_BYTES``, worker/teacher_targets.py): all of
+    it for the MAE, a subset for diffusion, whose latents (every skip connection) are large;
+(b') ours_live: ``run_unlearning`` without targets: the teacher runs every step, on only the rows
+    whose targets the loss uses (retain rows on real input, forget rows on noise). This is the
+    worker's path when the cache would be over the limit, i.e. the diffusion demo's path;
 (c) floor: the student's forward, backward and optimizer step on the same batch and masks, loss
     against a constant target: what any training step costs. ``floor_fwd_bwd`` also reports it
     without the optimizer step.
 
-The three are interleaved in ``rounds`` so machine load hits them alike; each number is the median
-step time. Writes benchmarks/results/engine[-<model>][-<device>].json (no model part for `demo`).
+The variants are interleaved in ``rounds`` so machine load hits them alike; each number is the
+median step time. Writes benchmarks/results/engine[-<model>][-<device>].json (no model part for
+``mae``, so engine.json stays the demo MAE's file).
 """
 
 from __future__ import annotations
@@ -37,22 +50,26 @@ from torch import Tensor
 
 from benchmarks.common import DEMO, FASHION_MNIST, device_info, median, write_result
 from worker.fashion_mnist import read_idx_split
+from worker.teacher_targets import MAX_CACHE_BYTES
 from worker.unlearn import Adapter, EncoderL2Config, create_adapter, load_checkpoint, run_unlearning
 from worker.unlearn.families.mae.vit import Attention
 from worker.unlearn.runtime import configure_cpu_threads
-from worker.unlearn.teacher_cache import BankSpec, CacheKey, build_cache
+from worker.unlearn.teacher_cache import BankSpec, CachedTargets, CacheKey, build_cache
 
 FORGET_CLASS = 1
 # ViT-B/16 (86 M encoder parameters) with the official MAE decoder, at 224 px: the size of a real generator.
 VIT_B16 = {"image_size": 224, "patch_size": 16, "in_chans": 3, "embed_dim": 768, "depth": 12, "num_heads": 12,
            "decoder_embed_dim": 512, "decoder_depth": 8, "decoder_num_heads": 16}
-MODELS = ("demo", "vit-b16")
+# The committed demo checkpoints (trained on Fashion-MNIST); every other model runs on synthetic images.
+DEMO_CHECKPOINTS = {"mae": DEMO / "mae.safetensors", "diffusion": DEMO / "diffusion.safetensors"}
+MODELS = (*DEMO_CHECKPOINTS, "vit-b16")
+ALIASES = {"demo": "mae"}  # the name of the MAE demo before there were other families
 
 
 def load_model(name: str) -> tuple[Adapter, dict]:
     """The adapter and its checkpoint header (name, unlearn_defaults)."""
-    if name == "demo":
-        return load_checkpoint(DEMO / "mae.safetensors")
+    if name in DEMO_CHECKPOINTS:
+        return load_checkpoint(DEMO_CHECKPOINTS[name])
     return create_adapter("mae", VIT_B16, seed=0), {"name": "vit-b16-mae (random init)", "unlearn_defaults": {}}
 
 
@@ -88,9 +105,18 @@ def explicit_attention(self: Attention, x: Tensor) -> Tensor:
 
 
 def with_explicit_attention(adapter: Adapter) -> Adapter:
+    """Materialised softmax attention wherever the model has attention, as the reference code had it.
+
+    The MAE's ``Attention`` gets timm's forward; a diffusers attention module (the diffusion UNet's)
+    gets diffusers' ``AttnProcessor`` (baddbmm + softmax), as the Palette fork's UNet computes it.
+    """
     for module in adapter.model.modules():
         if isinstance(module, Attention):
             module.forward = types.MethodType(explicit_attention, module)
+        elif hasattr(module, "set_processor"):
+            from diffusers.models.attention_processor import AttnProcessor
+
+            module.set_processor(AttnProcessor())
     return adapter
 
 
@@ -112,6 +138,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def reference_loss(z: Tensor, t_real: Tensor, t_noise: Tensor, is_forget: Tensor, alpha: float) -> Tensor:
+    """The reference's loss: each term an MSE over *all* rows, the other set's rows multiplied by 0.
+
+    z, t_real, t_noise: (B, ...) latents of any per-row shape ((B, T, D) for the MAE, (B, F) for
+    diffusion); is_forget: (B,) 1.0 on forget rows.
+    """
+    w = is_forget.view(-1, *(1,) * (z.ndim - 1))  # (B, 1, ...): one weight per row, broadcast over the latent only
+    return F.mse_loss(z * (1 - w), t_real * (1 - w)) + alpha * F.mse_loss(z * w, t_noise * w)
+
+
 def reference_steps(base: Adapter, batches: Batches, config: EncoderL2Config, steps: int) -> list[float]:
     """(a) Step times of the reference loop (teacher fp32 on real and noise inputs of every row)."""
     device = base.device
@@ -129,16 +165,14 @@ def reference_steps(base: Adapter, batches: Batches, config: EncoderL2Config, st
         sync(device)
         started = time.perf_counter()
         x = torch.cat([x_r, x_f])  # (B, C, H, W)
-        is_forget = torch.cat([torch.zeros(len(x_r)), torch.ones(len(x_f))]).to(device).view(-1, 1, 1)  # (B, 1, 1)
+        is_forget = torch.cat([torch.zeros(len(x_r)), torch.ones(len(x_f))]).to(device)  # (B,)
         mask = student.random_mask(len(x), gen)  # (B, L)
         noise = (torch.randn(x.shape, generator=gen).to(device) * x.std() + x.mean()).clamp(0, 1)  # batch statistics
         with torch.no_grad():
             t_real = teacher.encode(x, mask)  # (B, T, D): every row, the forget rows' then discarded
             t_noise = teacher.encode(noise, mask)  # (B, T, D): every row, the retain rows' then discarded
         z = student.encode(x, mask)  # (B, T, D)
-        retain = F.mse_loss(z * (1 - is_forget), t_real * (1 - is_forget))
-        forget = F.mse_loss(z * is_forget, t_noise * is_forget)
-        loss = retain + config.alpha * forget
+        loss = reference_loss(z, t_real, t_noise, is_forget, config.alpha)
         if not math.isfinite(loss.item()):
             raise FloatingPointError("non-finite reference loss")
         optimizer.zero_grad(set_to_none=True)
@@ -149,15 +183,20 @@ def reference_steps(base: Adapter, batches: Batches, config: EncoderL2Config, st
     return times[1:]
 
 
-def ours_steps(base: Adapter, forget: Tensor, proxy: Tensor, targets, config: EncoderL2Config, steps: int) -> list[float]:
-    """(b) Step times of ``run_unlearning`` with cached targets (intervals between progress callbacks)."""
+def ours_steps(base: Adapter, forget: Tensor, retain: Tensor, targets: CachedTargets | None, config: EncoderL2Config,
+               steps: int) -> list[float]:  # fmt: skip
+    """(b) Step times of ``run_unlearning`` (intervals between progress callbacks).
+
+    ``targets``: cached targets over exactly the rows of ``retain`` (ours), or None: the teacher runs
+    live on the rows the loss uses (ours_live).
+    """
     stamps: list[float] = []
 
     def on_step(_info) -> None:
         sync(base.device)
         stamps.append(time.perf_counter())
 
-    run_unlearning(base, forget, proxy, config.replace(steps=steps + 1), on_step=on_step, targets=targets)
+    run_unlearning(base, forget, retain, config.replace(steps=steps + 1), on_step=on_step, targets=targets)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -192,9 +231,23 @@ def floor_steps(base: Adapter, batches: Batches, config: EncoderL2Config, steps:
     return times[1:]
 
 
+def cached_subset(base: Adapter, proxy: Tensor, spec: BankSpec, limit: int = MAX_CACHE_BYTES) -> Tensor:
+    """(n, C, H, W): the first ``n`` proxy images, the most whose teacher cache stays within ``limit`` bytes.
+
+    The worker caches the whole proxy set or nothing (worker/teacher_targets.py); a subset lets ours
+    with cached targets be timed for a family whose full cache is over the limit. The step time does
+    not depend on how many rows the cache holds (a lookup per row).
+    """
+    per_row = CachedTargets.estimate_nbytes(base, 0, spec) // spec.noise_size  # bytes of one target + its mask
+    n = min(len(proxy), (limit // per_row - spec.noise_size) // spec.draws_per_image)
+    if n < 1:
+        raise ValueError(f"the noise bank alone ({spec.noise_size} x {per_row} bytes) is over {limit} bytes")
+    return proxy[:n]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=MODELS, default="demo")
+    parser.add_argument("--model", choices=(*MODELS, *ALIASES), default="mae")
     parser.add_argument("--batch", type=int, default=None, help="rows per step (default: the model's unlearn_defaults)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -208,12 +261,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps < 1 or args.rounds < 1 or args.images < 2 or (args.batch is not None and args.batch < 2):
         parser.error("--steps and --rounds must be at least 1, --images and --batch at least 2")
     torch.device(args.device)  # a malformed device name fails here, before anything runs
+    args.model = ALIASES.get(args.model, args.model)
     return args
+
+
+def result_name(model: str, device: torch.device) -> str:
+    """engine[-<model>][-<device>]: engine.json is the demo MAE's on CPU, as before there were families."""
+    return "engine" + ("" if model == "mae" else f"-{model}") + ("" if device.type == "cpu" else f"-{device.type}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    synthetic = args.model != "demo" or not (args.fashion_mnist / "train-images-idx3-ubyte.gz").is_file()
+    synthetic = args.model not in DEMO_CHECKPOINTS or not (args.fashion_mnist / "train-images-idx3-ubyte.gz").is_file()
     data = f"synthetic ({args.images} proxy images)" if synthetic else f"Fashion-MNIST from {args.fashion_mnist}"
     if args.dry_run:
         print(f"would time model {args.model} on {args.device}, data: {data}, {args.rounds} x {args.steps} steps")
@@ -227,25 +286,30 @@ def main(argv: list[str] | None = None) -> int:
     config = config.replace(batch_size=args.batch) if args.batch else config
     forget, proxy = synthetic_data(base, args.images) if synthetic else load_data(args.fashion_mnist)
     spec = BankSpec()
+    subset = cached_subset(base, proxy, spec)
     started = time.perf_counter()
-    cache = build_cache(base, proxy, [str(i) for i in range(len(proxy))], spec, CacheKey.for_bank("demo", "proxy", spec))
+    key = CacheKey.for_bank("benchmark", "proxy", spec, base.family)
+    cache = build_cache(base, subset, [str(i) for i in range(len(subset))], spec, key)
     build_s = time.perf_counter() - started
     targets = cache.to(device)
 
     half = config.batch_size // 2
     ref_batches, floor_batches, bare_batches = (Batches(forget, proxy, half) for _ in range(3))
-    times: dict[str, list[float]] = {"reference": [], "ours": [], "floor": [], "floor_fwd_bwd": []}
+    times: dict[str, list[float]] = {"reference": [], "ours": [], "ours_live": [], "floor": [], "floor_fwd_bwd": []}
     for r in range(args.rounds):
         times["reference"] += reference_steps(base, ref_batches, config, args.steps)
-        times["ours"] += ours_steps(base, forget, proxy, targets, config.replace(seed=r), args.steps)
+        times["ours"] += ours_steps(base, forget, subset, targets, config.replace(seed=r), args.steps)
+        times["ours_live"] += ours_steps(base, forget, proxy, None, config.replace(seed=r), args.steps)
         times["floor"] += floor_steps(base, floor_batches, config, args.steps, optimizer_step=True)
         times["floor_fwd_bwd"] += floor_steps(base, bare_batches, config, args.steps, optimizer_step=False)
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {median(v) * 1e3:.1f} ms" for k, v in times.items()))
 
     per_step = {k: median(v) for k, v in times.items()}
+    full_cache_bytes = CachedTargets.estimate_nbytes(base, len(proxy), spec)
     result = {
         "device": device_info(str(device)),
         "threads": threads,
+        "family": base.family,
         "model": {"name": header.get("name"), "params": sum(p.numel() for p in base.model.parameters()),
                   "config": base.config.to_dict()},
         "data": data,
@@ -259,17 +323,21 @@ def main(argv: list[str] | None = None) -> int:
             "ours_over_floor": round(per_step["ours"] / per_step["floor"], 3),
             "ours_over_floor_fwd_bwd": round(per_step["ours"] / per_step["floor_fwd_bwd"], 3),
             "reference_over_floor": round(per_step["reference"] / per_step["floor"], 3),
+            "reference_over_ours_live": round(per_step["reference"] / per_step["ours_live"], 3),
+            "ours_live_over_floor": round(per_step["ours_live"] / per_step["floor"], 3),
         },
         "teacher_cache": {"build_s": round(build_s, 2), "bytes": cache.nbytes, "images": len(cache),
                           "draws_per_image": cache.draws_per_image, "noise_size": cache.noise_size,
-                          "dtype": spec.dtype},
+                          "dtype": spec.dtype, "proxy_images": len(proxy), "max_bytes": MAX_CACHE_BYTES,
+                          "full_proxy_bytes": full_cache_bytes, "worker_caches": full_cache_bytes <= MAX_CACHE_BYTES},
         "targets": {"ours_over_floor_max": 1.15, "reference_over_ours_min": 3.0 if device.type == "cuda" else 2.0},
     }
-    suffix = ("" if args.model == "demo" else f"-{args.model}") + ("" if device.type == "cpu" else f"-{device.type}")
-    path = write_result(f"engine{suffix}", result)
-    print(f"reference {per_step['reference'] * 1e3:.1f} ms, ours {per_step['ours'] * 1e3:.1f} ms, "
-          f"floor {per_step['floor'] * 1e3:.1f} ms per step of {config.batch_size} on {device}: "
-          f"reference/ours {result['ratios']['reference_over_ours']}, ours/floor {result['ratios']['ours_over_floor']}")
+    path = write_result(result_name(args.model, device), result)
+    print(f"reference {per_step['reference'] * 1e3:.1f} ms, ours {per_step['ours'] * 1e3:.1f} ms, ours_live "
+          f"{per_step['ours_live'] * 1e3:.1f} ms, floor {per_step['floor'] * 1e3:.1f} ms per step of "
+          f"{config.batch_size} on {device}: reference/ours {result['ratios']['reference_over_ours']}, ours/floor "
+          f"{result['ratios']['ours_over_floor']}, reference/ours_live {result['ratios']['reference_over_ours_live']}, "
+          f"ours_live/floor {result['ratios']['ours_live_over_floor']}")
     print(f"wrote {path}")
     return 0
 

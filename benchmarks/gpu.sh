@@ -19,7 +19,7 @@ FMNIST=${OBLIVIO_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 RESULTS=benchmarks/results
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-ENGINE_DEMO=(-m benchmarks.engine --model demo --device cuda --threads 0 --fashion-mnist "$FMNIST" --steps 20 --rounds 3)
+ENGINE_DEMO=(-m benchmarks.engine --model mae --device cuda --threads 0 --fashion-mnist "$FMNIST" --steps 20 --rounds 3)
 ENGINE_VIT=(-m benchmarks.engine --model vit-b16 --device cuda --threads 0 --images 2048 --steps 20 --rounds 3)
 JOB=(-m benchmarks.gpu_job --device cuda --fashion-mnist "$FMNIST" --per-class 300 --timeout 180)
 

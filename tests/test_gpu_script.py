@@ -21,7 +21,7 @@ def test_the_script_parses_and_its_entry_points_accept_their_arguments():
     assert checked.returncode == 0, checked.stderr
     lines = checked.stdout.splitlines()
     assert [line.split(",")[0] for line in lines] == [
-        "would time model demo on cuda", "would time model vit-b16 on cuda", "would run one retain-free job on cuda"]
+        "would time model mae on cuda", "would time model vit-b16 on cuda", "would run one retain-free job on cuda"]
 
 
 def test_without_a_cuda_device_it_exits_0_and_runs_nothing(tmp_path):
