@@ -51,8 +51,9 @@ class Settings(BaseSettings):
         "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
     )
     key_cache_seconds: float = Field(
-        2.0, ge=0, le=60, description="How long a verified API key is cached in each API process (0 = no cache); a "
-        "key revoked through another process is refused at the latest this long after the revoke.",
+        2.0, ge=0, le=60, description="How long a verified API key, and the set of live webhooks, are cached in each "
+        "API process (0 = no cache); a key revoked, or a webhook created or deleted, through another process takes "
+        "effect there at the latest this long after.",
     )
     api_workers: int = Field(
         0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",
