@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.live_webhooks = live_webhooks
-    app.state.store = make_store(settings)
+    # `oblivio serve` probed the bucket once before starting the API processes: each only reads its versioning.
+    app.state.store = make_store(settings, probe=settings.artifact_probed_url != settings.artifact_url)
     app.state.dispatcher = dispatcher
     app.state.schema_head = head_revision()
     app.state.signer = signer
