@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         "variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...) or an instance role.",
         pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#\\]*)?)?$",
     )
+    artifact_probed_url: str = Field(
+        "", description="Set by `oblivio serve` for its API processes: the ARTIFACT_URL whose start-up probe (may a purge "
+        "delete every version?) passed there, so each API process only reads the bucket's versioning. Set by hand, "
+        "missing grants of the API's credentials show at its first purge instead of at start-up (workers always probe).",
+    )
     s3_endpoint_url: str = Field("", description="Endpoint of an S3-compatible service (MinIO, Ceph); empty means AWS.")
     s3_region: str = Field("", description="Region of the bucket; empty means AWS_DEFAULT_REGION or us-east-1.")
     s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
@@ -51,8 +56,9 @@ class Settings(BaseSettings):
         "a thread (keep it below the thread pool's 40 and the connection pool's 30).",
     )
     key_cache_seconds: float = Field(
-        2.0, ge=0, le=60, description="How long a verified API key is cached in each API process (0 = no cache); a "
-        "key revoked through another process is refused at the latest this long after the revoke.",
+        2.0, ge=0, le=60, description="How long a verified API key, and the set of live webhooks, are cached in each "
+        "API process (0 = no cache); a key revoked, or a webhook created or deleted, through another process takes "
+        "effect there at the latest this long after.",
     )
     api_workers: int = Field(
         0, ge=0, le=64, description="API processes `oblivio serve` runs; 0 means one per CPU on Postgres, 1 on SQLite.",

@@ -18,6 +18,7 @@ from service.audit.sealer import Sealer
 from service.audit.signing import Signer
 from service.config import Settings, get_settings
 from service.domain.auth import KeyCache
+from service.domain.live_webhooks import CACHE as LIVE_WEBHOOKS, LiveWebhooks
 from service.db.migrate import head_revision
 from service.db.session import make_engine, make_sessionmaker
 from service.errors import ServiceError
@@ -45,7 +46,8 @@ error texts never echo long input back.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings)
-    sessions = make_sessionmaker(engine)
+    live_webhooks = LiveWebhooks(settings.key_cache_seconds)
+    sessions = make_sessionmaker(engine, info={LIVE_WEBHOOKS: live_webhooks})
     dispatcher = Dispatcher(make_producer(settings), sessions)
     signer = Signer.from_file(settings.signing_key_file, create=True)
     sealer = Sealer(engine, signer, origin=settings.audit_log_origin, interval=settings.audit_seal_seconds,
@@ -75,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.db_slots = asyncio.Semaphore(settings.api_db_concurrency)
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
-    app.state.store = make_store(settings)
+    app.state.live_webhooks = live_webhooks
+    # `oblivio serve` probed the bucket once before starting the API processes: each only reads its versioning.
+    app.state.store = make_store(settings, probe=settings.artifact_probed_url != settings.artifact_url)
     app.state.dispatcher = dispatcher
     app.state.schema_head = head_revision()
     app.state.signer = signer

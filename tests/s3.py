@@ -90,3 +90,24 @@ def all_versions(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     """Every object version and delete marker under ``prefix``, as 'key@version'."""
     listing = client(endpoint).list_object_versions(Bucket=bucket, Prefix=prefix)
     return [f"{e['Key']}@{e['VersionId']}" for e in listing.get("Versions", []) + listing.get("DeleteMarkers", [])]
+
+
+class Requests:
+    """The requests the threaded moto server answered for one bucket, as 'METHOD path?query', from its access log
+    (werkzeug's log lines, captured with pytest's caplog): what a process sent, counted where it arrived."""
+
+    def __init__(self, caplog, bucket: str):
+        import logging
+
+        caplog.set_level(logging.INFO, logger="werkzeug")
+        self.caplog, self.bucket = caplog, bucket
+
+    def __call__(self) -> list[str]:
+        import re
+
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", r.getMessage()) for r in self.caplog.records if r.name == "werkzeug"]
+        return [line.split('"')[1].rsplit(" ", 1)[0] for line in lines if f"/{self.bucket}" in line]
+
+    def probes(self) -> list[str]:
+        """Requests about a purge-permission probe object (its write, its versions' listing, its deletion)."""
+        return [r for r in self() if ".oblivio-probe/" in r]

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     try:
-        make_store(settings)  # an S3 bucket is checked before any job: reachable, and a purge can delete every version
+        store = make_store(settings)  # an S3 bucket is checked before any job: reachable, and a purge can delete every version
     except StoreRefused as exc:
         log.error("worker not started: %s", exc)
         return REFUSED
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
              extra={"queue": queues, "device": settings.worker_device})
     requested: list[str] = []
     worker_shutting_down.connect(lambda sig, how, **_: requested.append(f"{how} shutdown on {sig}"), weak=False)
-    app = make_celery(settings)
+    app = make_celery(settings, store=store)  # every task uses this store: the bucket is not checked again
     try:
         app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
                          f"--loglevel={settings.log_level}", *argv])

@@ -74,12 +74,13 @@ class WorkerContext:
     dispatcher: Dispatcher
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, producer: Celery) -> "WorkerContext":
+    def from_settings(cls, settings: Settings, *, producer: Celery, store: ArtifactStore | None = None) -> "WorkerContext":
+        """`store`: one already checked at the process's start (`python -m worker`); else built and checked here."""
         owner = f"{socket.gethostname()}:{os.getpid()}"
         configure_cpu_threads()
         signer = Signer.from_file(settings.signing_key_file, create=True)
         sessions = make_sessionmaker(make_engine(settings))
-        return cls(settings, sessions, make_store(settings), signer, owner, Dispatcher(producer, sessions))
+        return cls(settings, sessions, store if store is not None else make_store(settings), signer, owner, Dispatcher(producer, sessions))
 
     @property
     def actor(self) -> str:

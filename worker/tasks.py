@@ -22,7 +22,7 @@ from service.domain.validation import VALIDATE_VERSION_TASK
 from service.domain.webhooks import DELIVER_WEBHOOK_TASK
 from service.logs import log_context
 from service.queue import WEBHOOK_QUEUE
-from service.storage import StoreUnavailable
+from service.storage import ArtifactStore, StoreUnavailable
 from worker.metrics import JOB_METRICS, NOT_RUN, job_stats
 from worker.pipeline import WorkerContext, run_job
 from worker.validation import validate_version
@@ -31,8 +31,8 @@ from worker.webhooks import deliver
 log = logging.getLogger("oblivio.worker")
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
-    context: list[WorkerContext] = []  # built on first use, inside the worker process
+def register_tasks(app: Celery, settings: Settings, *, store: ArtifactStore | None = None) -> None:
+    context: list[WorkerContext] = []  # built on first use, inside the worker process, with `store` if given
 
     @app.task(
         name=RUN_JOB_TASK,
@@ -44,7 +44,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     )
     def run_job_task(job_id: str) -> str:
         if not context:
-            context.append(WorkerContext.from_settings(settings, producer=app))
+            context.append(WorkerContext.from_settings(settings, producer=app, store=store))
         with log_context(job_id=job_id):
             log.info("job %s delivered", job_id)  # one line per broker delivery (benchmarks/soak.py counts them)
             return _observed_run(context[0], uuid.UUID(job_id))
@@ -52,7 +52,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=VALIDATE_VERSION_TASK, autoretry_for=(OperationalError, StoreUnavailable), retry_backoff=2, max_retries=20)
     def validate_version_task(version_id: int) -> str:
         if not context:
-            context.append(WorkerContext.from_settings(settings, producer=app))
+            context.append(WorkerContext.from_settings(settings, producer=app, store=store))
         return validate_version(context[0], version_id)
 
     senders: list = []  # (sessions, HTTP client), built on first use: a delivery-only worker needs no torch context

@@ -32,6 +32,8 @@ def serve(args: argparse.Namespace) -> int:
     except StoreRefused as exc:
         err(f"error: not serving: {exc}")
         return Exit.CONFLICT
+    if settings.artifact_url:
+        _probed(settings.artifact_url)
     from service.audit.signing import Signer
 
     workers = api_workers(settings, args.workers)
@@ -41,6 +43,14 @@ def serve(args: argparse.Namespace) -> int:
     # Requests are logged by the app (with their request id); uvicorn's own access lines would repeat them.
     uvicorn.run("service.asgi:app", host=args.host, port=args.port, workers=workers, log_config=config, access_log=False)
     return Exit.OK
+
+
+def _probed(artifact_url: str) -> None:
+    """Tell the API processes (uvicorn's children, or this process) that the bucket's probe passed here."""
+    import os
+
+    os.environ["OBLIVIO_ARTIFACT_PROBED_URL"] = artifact_url
+    get_settings.cache_clear()  # one API process runs in this process and reads its settings again
 
 
 def api_workers(settings, requested: int | None) -> int:

@@ -23,5 +23,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, info: dict | None = None) -> sessionmaker[Session]:
+    """`info`: what every session carries in `Session.info` (an API process's caches)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info or {})

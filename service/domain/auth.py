@@ -2,15 +2,15 @@
 
 A verified key is cached in the process for `key_cache_seconds` (`KeyCache`): the hash of the
 presented secret maps to the key's id, name and role, so a request authenticates without a query.
-A revoke empties every cache of the revoking process at once (and again after its commit); in
-another process a revoked key is refused at the latest when its cache entry expires.
+A revoke empties every cache of the revoking process at once (and again after its commit, see
+`service/domain/caches.py`); in another process a revoked key is refused at the latest when its
+cache entry expires.
 """
 
 import hashlib
 import secrets
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,6 +20,8 @@ from service.audit.chain import record
 from service.db.base import utcnow
 from service.db.enums import Role
 from service.db.models import ApiKey
+from service.domain import caches
+from service.domain.live_webhooks import LiveWebhooks
 from service.errors import Forbidden, NotFound, Unauthenticated
 
 _PREFIX = "obl"
@@ -49,7 +51,7 @@ class KeyCache:
         self.ttl, self.max_entries = ttl, max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
-        _CACHES.add(self)
+        caches.register(self)
 
     def get(self, secret_hash: str) -> Principal | None:
         entry = self._entries.get(secret_hash)
@@ -72,15 +74,6 @@ class KeyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-_CACHES: "weakref.WeakSet[KeyCache]" = weakref.WeakSet()
-
-
-def forget_cached_keys() -> None:
-    """Empty every key cache of this process (after a revoke)."""
-    for cache in list(_CACHES):
-        cache.clear()
 
 
 def actor_of(key: "ApiKey | Principal") -> str:
@@ -136,8 +129,7 @@ def revoke_api_key(session: Session, *, key_id: int, actor: str) -> ApiKey:
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        forget_cached_keys()
-        _forget_after_commit(session)
+        caches.changed(session, KeyCache, LiveWebhooks)  # its webhooks stop receiving events too
         record(session, actor=actor, action="api_key.revoked", subject=f"api_key:{key.id}", data={"name": key.name})
     session.flush()
     return key
@@ -145,16 +137,3 @@ def revoke_api_key(session: Session, *, key_id: int, actor: str) -> ApiKey:
 
 def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
-
-
-def _forget_after_commit(session: Session) -> None:
-    """Empty the caches again once the revoke is committed: a lookup that ran meanwhile read it as active."""
-    from sqlalchemy import event
-
-    if not session.info.get("oblivio.forget_keys"):
-        session.info["oblivio.forget_keys"] = True
-
-        @event.listens_for(session, "after_commit", once=True)
-        def _forget(_session: Session) -> None:
-            _session.info.pop("oblivio.forget_keys", None)
-            forget_cached_keys()

@@ -8,6 +8,9 @@ signed per the Standard Webhooks specification, retrying with exponential back-o
 `version.superseded` is not broadcast: it goes to every webhook of each key that downloaded the
 superseded checkpoint (GDPR Art. 19: tell the recipients of data to erase it), whatever events
 the webhook subscribed to; keys without a webhook are named in the audit log.
+
+Which webhooks an event goes to comes from the process's cached live set (service/domain/live_webhooks.py):
+a submission reads no webhook row.
 """
 
 import base64
@@ -26,8 +29,10 @@ from service.db.enums import DeliveryStatus, RequestStatus, Role
 from service.db.models import (
     ApiKey, CheckpointDownload, Model, ModelVersion, OutboxMessage, UnlearnRequest, Webhook, WebhookDelivery,
 )
+from service.domain import caches
 from service.domain.auth import actor_of
 from service.domain.destinations import DestinationRefused, check_destination
+from service.domain.live_webhooks import LiveWebhook, LiveWebhooks, live_webhooks
 from service.errors import NotFound, Unprocessable
 
 DELIVER_WEBHOOK_TASK = "oblivio.deliver_webhook"
@@ -58,6 +63,7 @@ def create_webhook(
                       secret=new_secret())
     session.add(webhook)
     session.flush()
+    caches.changed(session, LiveWebhooks)
     record(session, actor=actor_of(key), action="webhook.created", subject=f"webhook:{webhook.id}",
            data={"url": url, "events": webhook.events})
     return webhook
@@ -83,6 +89,7 @@ def delete_webhook(session: Session, *, key: ApiKey, webhook_id: uuid.UUID) -> N
     """Stop sending to it; its deliveries stay listable to the audit log's readers, pending ones are dropped."""
     webhook = get_webhook(session, key=key, webhook_id=webhook_id)
     webhook.deleted_at = utcnow()
+    caches.changed(session, LiveWebhooks)
     record(session, actor=actor_of(key), action="webhook.deleted", subject=f"webhook:{webhook.id}", data={"url": webhook.url})
     session.flush()
 
@@ -119,7 +126,7 @@ def replay_delivery(session: Session, *, key: ApiKey, webhook_id: uuid.UUID, del
 
 def emit(session: Session, *, event_type: str, data: dict[str, Any]) -> int:
     """Queue `event_type` for every live webhook subscribed to it; returns how many deliveries were queued."""
-    webhooks = [w for w in _live_webhooks(session) if event_type in w.events]
+    webhooks = live_webhooks(session).subscribed_to(event_type)
     for webhook in webhooks:
         _deliver(session, webhook=webhook, event_type=event_type, data=data)
     session.flush()
@@ -154,7 +161,7 @@ def notify_holders(session: Session, *, model: Model, superseded: list[ModelVers
         )))
         if not holders:
             continue
-        webhooks = [w for w in _live_webhooks(session) if w.api_key_id in holders]
+        webhooks = [w for w in live_webhooks(session).webhooks if w.api_key_id in holders]
         data = {**_version_data(model, version), "superseded_by_version": by_version,
                 "action": "delete every copy of this checkpoint: it predates an erasure"}
         for webhook in webhooks:
@@ -191,15 +198,7 @@ def recover_deliveries(session: Session, *, stale_seconds: float) -> int:
     return len(overdue)
 
 
-def _live_webhooks(session: Session) -> list[Webhook]:
-    return list(session.scalars(
-        select(Webhook).join(ApiKey, ApiKey.id == Webhook.api_key_id)
-        .where(Webhook.deleted_at.is_(None), ApiKey.revoked_at.is_(None))
-        .order_by(Webhook.id)
-    ))
-
-
-def _deliver(session: Session, *, webhook: Webhook, event_type: str, data: dict[str, Any]) -> WebhookDelivery:
+def _deliver(session: Session, *, webhook: LiveWebhook, event_type: str, data: dict[str, Any]) -> WebhookDelivery:
     now = utcnow()
     delivery = WebhookDelivery(id=uuid.uuid4(), webhook_id=webhook.id, event_type=event_type, next_attempt_at=now,
                                payload={"type": event_type, "timestamp": _iso(now), "data": data})

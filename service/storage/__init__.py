@@ -26,12 +26,13 @@ class ArtifactStore(Protocol):
     def delete_derived(self, digest: str) -> None: ...
 
 
-def make_store(settings: Settings) -> ArtifactStore:
-    """The store the settings name; an S3 bucket is checked first (reachable, purge can delete every version)."""
+def make_store(settings: Settings, *, probe: bool = True) -> ArtifactStore:
+    """The store the settings name; an S3 bucket is checked first: reachable, its versioning read, and (`probe`)
+    on a versioned one that a purge may delete every version."""
     if settings.artifact_url:
         from service.storage.s3 import S3ArtifactStore  # boto3 is loaded only when S3 is configured
 
-        return S3ArtifactStore.from_settings(settings)
+        return S3ArtifactStore.from_settings(settings, probe=probe)
     return LocalArtifactStore(settings.artifact_dir)
 
 

@@ -9,7 +9,9 @@ host leaves no copy on another.
 Purge on a versioned bucket: deleting a key there only hides it behind a delete marker, the old
 bytes stay readable by version id. So on a bucket whose versioning is (or was) on, deleting removes
 every version and delete marker of the key, and the store refuses to start unless its credentials
-may do that (checked by writing, then deleting by version id, a probe object).
+may do that (checked by writing, then deleting by version id, a probe object). The probe runs once
+per start of a host's process tree: `oblivio serve` probes before it starts its API processes and
+tells them so (`artifact_probed_url`); they only read the bucket's versioning state.
 """
 
 import base64
@@ -64,15 +66,17 @@ def _reachable(method):
 
 
 class S3ArtifactStore:
-    def __init__(self, client: Any, bucket: str, prefix: str = "", *, scratch: Path | None = None, check: bool = True):
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *, scratch: Path | None = None, check: bool = True,
+                 probe: bool = True):
+        """`check`: read the bucket's versioning now; `probe`: and, if versioned, prove a purge may delete versions."""
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.scratch = scratch
         self.versioned = False
         if check:
-            self.versioned = self._check_bucket()
+            self.versioned = self._check_bucket(probe=probe)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "S3ArtifactStore":
+    def from_settings(cls, settings: Settings, *, probe: bool = True) -> "S3ArtifactStore":
         import boto3
         from botocore.config import Config
 
@@ -81,7 +85,7 @@ class S3ArtifactStore:
                         request_checksum_calculation="when_required", response_checksum_validation="when_required")
         client = boto3.session.Session().client(
             "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region or None, config=config)
-        return cls(client, bucket, prefix, scratch=settings.artifact_dir)
+        return cls(client, bucket, prefix, scratch=settings.artifact_dir, probe=probe)
 
     # keys
 
@@ -204,8 +208,8 @@ class S3ArtifactStore:
             Path(self.scratch).mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryFile(dir=self.scratch)
 
-    def _check_bucket(self) -> bool:
-        """Whether the bucket is versioned; refuses a bucket it cannot reach, or a versioned one it cannot purge."""
+    def _check_bucket(self, *, probe: bool) -> bool:
+        """Whether the bucket is versioned; refuses a bucket it cannot reach, or (`probe`) a versioned one it cannot purge."""
         where = f"s3://{self.bucket}/{self.prefix}"
         try:
             status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
@@ -218,6 +222,13 @@ class S3ArtifactStore:
             raise StoreRefused(f"artifact store {where} is not reachable or does not exist: {exc}") from None
         if status not in ("Enabled", "Suspended"):
             return False
+        if probe:
+            self._probe_purge(where, status)
+        log.info("artifact store %s is versioned (%s): purges delete every version", where, status)
+        return True
+
+    def _probe_purge(self, where: str, status: str) -> None:
+        """Write a probe object, then delete it by version id: what a purge on a versioned bucket needs."""
         probe = f"{self.prefix}{_PROBE}{os.getpid()}-{uuid.uuid4().hex}"
         try:
             version = self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"purge permission probe")["VersionId"]
@@ -230,8 +241,6 @@ class S3ArtifactStore:
                 f"({_code(exc) or type(exc).__name__} on the probe object {probe}): grant s3:ListBucketVersions and "
                 "s3:DeleteObjectVersion on the bucket, or use a bucket without versioning"
             ) from None
-        log.info("artifact store %s is versioned (%s): purges delete every version", where, status)
-        return True
 
 
 def _code(exc: Exception) -> str:

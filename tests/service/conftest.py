@@ -53,6 +53,7 @@ def api(db_session, pg_url, tmp_path) -> Api:
         register_wait_seconds=0,  # no worker here: registration answers 202 and the test settles the verdict
     )
     app = create_app(settings)
+    sessions.configure(info=app.state.sessions.kw["info"])  # the app's caches
     app.state.sessions = sessions
     app.state.dispatcher.sessions = sessions
     keys = {role: make_key(session, role) for role in Role}

@@ -12,7 +12,7 @@ from service.config import Settings
 from service.db.enums import Role
 from service.storage import ArtifactDamaged, LocalArtifactStore, StoreRefused, StoreUnavailable, make_store
 from service.storage.s3 import S3ArtifactStore
-from tests.s3 import CREDENTIALS, all_versions, client, new_bucket, server_process
+from tests.s3 import CREDENTIALS, Requests, all_versions, client, new_bucket, server_process
 from tests.service.test_purge import BASE, download, erase_once, purge, register
 
 
@@ -175,3 +175,25 @@ def test_a_versioned_bucket_without_permission_to_delete_versions_is_refused(tmp
         with pytest.raises(StoreRefused, match=r"versioned.*s3:DeleteObjectVersion") as refused:
             S3ArtifactStore(client(endpoint, **keys["no-version-delete"]), bucket, "p/")
         assert "AccessDenied" in str(refused.value)
+
+
+def test_an_api_process_started_by_serve_reads_the_versioning_but_does_not_probe_again(s3_endpoint, tmp_path, monkeypatch,
+                                                                                        caplog):
+    """`oblivio serve` probes the bucket once before starting its API processes (artifact_probed_url): each then reads
+    the bucket's versioning (a purge needs it) without writing and deleting a probe object of its own."""
+    from service.main import create_app
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    bucket = new_bucket(s3_endpoint, versioned=True)
+    url = f"s3://{bucket}/oblivio"
+    settings = Settings(home=tmp_path / "home", artifact_url=url, s3_endpoint_url=s3_endpoint, s3_addressing_style="path")
+    seen = Requests(caplog, bucket)
+    alone = create_app(settings)
+    assert [r.split()[0] for r in seen.probes()] == ["PUT", "GET", "DELETE"] and alone.state.store.versioned
+    caplog.clear()
+    started = create_app(settings.model_copy(update={"artifact_probed_url": url}))
+    assert seen.probes() == [] and started.state.store.versioned
+    assert [r for r in seen() if "versioning" in r] == [f"GET /{bucket}?versioning"]
+    stale = create_app(settings.model_copy(update={"artifact_probed_url": f"s3://{bucket}/elsewhere"}))
+    assert len(seen.probes()) == 3 and stale.state.store.versioned  # passed for another URL: probes again

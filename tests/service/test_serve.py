@@ -70,3 +70,33 @@ def test_serve_refuses_an_s3_store_it_cannot_use(serve, tmp_path, s3_endpoint, m
     assert code == Exit.CONFLICT
     assert "artifacts: s3://no-such-bucket/oblivio" in err
     assert "not serving: artifact store s3://no-such-bucket/oblivio/ is not reachable or does not exist" in err
+
+
+def test_serve_probes_an_s3_bucket_once_for_all_its_api_processes(tmp_path, s3_endpoint, monkeypatch, caplog):
+    """The parent probes the versioned bucket; the API processes it starts (here uvicorn's in-process one, built as
+    uvicorn builds it: `service.asgi`, settings from the environment it inherits) do not probe again."""
+    from tests.s3 import CREDENTIALS, Requests, new_bucket, store_env
+
+    bucket = new_bucket(s3_endpoint, versioned=True)
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("OBLIVIO_")]:
+        monkeypatch.delenv(name)
+    for name, value in {**CREDENTIALS, **store_env(s3_endpoint, bucket), "OBLIVIO_HOME": str(tmp_path / "home"),
+                        "OBLIVIO_ARTIFACT_PROBED_URL": ""}.items():  # set: the variable serve sets is undone after
+        monkeypatch.setenv(name, value)
+    upgrade(Settings(home=tmp_path / "home"))
+    seen, started = Requests(caplog, bucket), []
+
+    def api_processes(app: str, workers: int, **_) -> None:
+        assert app == "service.asgi:app" and workers == 1
+        started.append((create_app().state.store.versioned, seen.probes()))
+
+    monkeypatch.setattr("uvicorn.run", api_processes)
+    get_settings.cache_clear()
+    try:
+        assert main(["serve"]) == Exit.OK
+    finally:
+        get_settings.cache_clear()
+    [(versioned, probes)] = started
+    assert versioned and [r.split()[0] for r in probes] == ["PUT", "GET", "DELETE"]  # the parent's probe only
+    assert os.environ["OBLIVIO_ARTIFACT_PROBED_URL"] == f"s3://{bucket}/artifacts"  # what uvicorn's children inherit

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from service.db.enums import DeliveryStatus, Role
-from service.db.models import AuditEvent, OutboxMessage, Webhook, WebhookDelivery
-from service.domain.webhooks import DELIVER_WEBHOOK_TASK, recover_deliveries
+from service.db.models import ApiKey, AuditEvent, OutboxMessage, Webhook, WebhookDelivery
+from service.domain.live_webhooks import live_webhooks
+from service.domain.webhooks import DELIVER_WEBHOOK_TASK, create_webhook, recover_deliveries
 from tests.builders import publish_job
 from tests.receiver import Receiver
 from worker.webhooks import deliver
@@ -217,3 +218,42 @@ def test_the_destination_is_checked_again_before_every_attempt(local):
     assert receiver.received == []
     [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
     assert all(a["error"].startswith("DestinationRefused") and "loopback" in a["error"] for a in delivery["attempt_log"])
+
+
+def officer_id(api) -> int:
+    return api.session.scalar(select(ApiKey.id).where(ApiKey.role == Role.officer))
+
+
+def queued_for(api, webhook_id) -> list[str]:
+    return [p["data"]["request_id"] for p in api.session.scalars(
+        select(WebhookDelivery.payload).where(WebhookDelivery.webhook_id == webhook_id).order_by(WebhookDelivery.created_at))]
+
+
+def test_a_webhook_registered_by_another_process_gets_events_at_the_latest_one_cache_ttl_later(api, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("service.domain.live_webhooks.time.monotonic", lambda: clock[0])
+    ttl = api.client.app.state.live_webhooks.ttl
+    submit(api)  # this process now holds the live set: no webhook
+    # Another process registers one: the row is committed, this process's cache is not told.
+    hook = Webhook(api_key_id=officer_id(api), url="https://8.8.8.8/hook", events=["request.queued"], secret="whsec_x")
+    api.session.add(hook)
+    api.session.commit()
+    submit(api)  # within the TTL: not queued for it
+    clock[0] += ttl + 0.01
+    after = submit(api)["id"]
+    assert queued_for(api, hook.id) == [after]
+    assert 0 < ttl <= 5
+
+
+def test_a_webhook_created_in_a_transaction_that_rolls_back_never_reaches_the_cache(api):
+    """The creating session reads around the cache: its uncommitted row must not be offered to other sessions."""
+    app = api.client.app
+    app.state.live_webhooks.ttl = 3600
+    with app.state.sessions() as session:
+        key = session.get(ApiKey, officer_id(api))
+        created = create_webhook(session, key=key, url="https://8.8.8.8/hook", events=["request.queued"], description="",
+                                 settings=app.state.settings)
+        assert [w.id for w in live_webhooks(session).subscribed_to("request.queued")] == [created.id]
+        session.rollback()
+    submit(api)  # a delivery for the rolled-back webhook would break its foreign key
+    assert api.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
