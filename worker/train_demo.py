@@ -50,7 +50,7 @@ DEMO_DIFFUSION = {"image_size": 28, "in_chans": 1, "unet": demo_unet((16, 32, 64
                   "mask_ratio": 0.75, "sample_steps": 10}  # fmt: skip
 DEMO_DIFFUSION_RECIPE = DiffusionTrainConfig(steps=600, batch_size=32, lr=2e-3, min_lr=1e-5, warmup_steps=50)
 # Encoder-L2 settings for the demo diffusion model (see README, "Diffusion family").
-DEMO_DIFFUSION_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=200, batch_size=32)
+DEMO_DIFFUSION_UNLEARN = EncoderL2Config(lr=1e-3, alpha=0.25, steps=400, batch_size=32)
 
 
 DATASET = "fashion-mnist train split (60000 images, dataset-fashion-mnist)"
