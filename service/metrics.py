@@ -2,7 +2,7 @@
 
 The state gauges (requests by status, queue depth, versions, gate failures) are computed from
 Postgres at scrape time, so every API replica reports the same truth and a restart loses nothing.
-Only the HTTP and submission counters and histograms are per process.
+Only the HTTP, submission and dashboard sign-in counters and histograms are per process.
 """
 
 import logging
@@ -50,6 +50,11 @@ class ApiMetrics:
         self.submission_duration = Histogram(
             "oblivio_submission_duration_seconds", "Latency of POST /unlearn-requests, validation and commit included.",
             registry=self.registry,
+        )
+        self.dashboard_sign_ins = Counter(
+            "oblivio_dashboard_sign_ins", "Dashboard sign-in attempts by outcome: signed_in, refused (missing, "
+            "unknown or revoked key). Refusals are counted here, not audited: see service/domain/sign_ins.py.",
+            ["outcome"], registry=self.registry,
         )
         self.registry.register(DatabaseCollector(sessions_of))
 

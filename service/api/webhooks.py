@@ -13,7 +13,7 @@ from service.db.models import WebhookDelivery
 from service.domain.webhooks import (
     create_webhook, delete_webhook, get_webhook, list_deliveries, list_webhooks, replay_delivery,
 )
-from service.schemas.webhooks import DeliveryView, WebhookCreate, WebhookCreated, WebhookView
+from service.schemas.webhooks import DeliveryPage, DeliveryView, WebhookCreate, WebhookCreated, WebhookView
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=errors(), route_class=GuardedRoute)
 
@@ -42,13 +42,18 @@ def remove(webhook_id: uuid.UUID, key: AnyRole, session: SessionDep) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryView])
+@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage)
 def deliveries(
-    webhook_id: uuid.UUID, key: AnyRole, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> list[DeliveryView]:
-    """Newest first, each with its attempts (status code, duration, error)."""
+    webhook_id: uuid.UUID,
+    key: AnyRole,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DeliveryPage:
+    """Newest first, each with its attempts (status code, duration, error); cursor-paginated."""
     webhook = get_webhook(session, key=key, webhook_id=webhook_id)
-    return [_view(d) for d in list_deliveries(session, webhook=webhook, limit=limit)]
+    rows, next_cursor = list_deliveries(session, webhook=webhook, cursor=cursor, limit=limit)
+    return DeliveryPage(items=[_view(d) for d in rows], next_cursor=next_cursor)
 
 
 @router.post("/{webhook_id}/deliveries/{delivery_id}/replay", status_code=status.HTTP_202_ACCEPTED,

@@ -1,12 +1,10 @@
 """Unlearn requests: the job a request joins, approval, listing, cancellation (filing: service.domain.submission)."""
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.audit.chain import record
@@ -15,8 +13,9 @@ from service.db.base import utcnow
 from service.db.enums import JobStatus, Method, Mode, RequestStatus, Role
 from service.db.models import Job, Model, OutboxMessage, RequestSample, UnlearnRequest
 from service.domain.auth import Principal, actor_of
+from service.domain.cursors import after_cursor, page_of
 from service.domain.unlearn_config import effective_config
-from service.errors import BadRequest, Conflict, Forbidden, NotFound
+from service.errors import Conflict, Forbidden, NotFound
 from service.domain.webhooks import emit_request_status
 
 RUN_JOB_TASK = "oblivio.run_job"
@@ -170,34 +169,9 @@ def list_requests(
     if filters.due_before is not None:
         query = query.where(UnlearnRequest.due_at < filters.due_before)
     if cursor:
-        at, last_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(UnlearnRequest.received_at < at, and_(UnlearnRequest.received_at == at, UnlearnRequest.id < last_id))
-        )
+        query = query.where(after_cursor(cursor, UnlearnRequest.received_at, UnlearnRequest.id))
     query = query.order_by(UnlearnRequest.received_at.desc(), UnlearnRequest.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(query).unique())
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], _encode_cursor(last.received_at, last.id)
-
-
-def _encode_cursor(at: datetime, request_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(request_id)]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The inverse of `_encode_cursor`; anything it did not produce is a 400, never a crash."""
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(p, str) for p in decoded)):
-            raise ValueError("not a pair of strings")
-        at = datetime.fromisoformat(decoded[0])
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at.astimezone(UTC), uuid.UUID(decoded[1])
-    except (ValueError, OverflowError) as exc:
-        raise BadRequest("invalid cursor; use the next_cursor value of a previous page") from exc
+    return page_of(list(session.scalars(query).unique()), limit, lambda r: (r.received_at, r.id))
 
 
 def cancel_request(session: Session, *, request_id: uuid.UUID, key: Principal) -> UnlearnRequest:

@@ -31,6 +31,7 @@ from service.db.models import (
 )
 from service.domain import caches
 from service.domain.auth import actor_of
+from service.domain.cursors import after_cursor, page_of
 from service.domain.destinations import DestinationRefused, check_destination
 from service.domain.live_webhooks import LiveWebhook, LiveWebhooks, live_webhooks
 from service.errors import NotFound, Unprocessable
@@ -94,14 +95,16 @@ def delete_webhook(session: Session, *, key: ApiKey, webhook_id: uuid.UUID) -> N
     session.flush()
 
 
-def list_deliveries(session: Session, *, webhook: Webhook, limit: int) -> list[WebhookDelivery]:
-    return list(session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.webhook_id == webhook.id)
-        .options(selectinload(WebhookDelivery.attempt_log))
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-        .limit(limit)
-    ))
+def list_deliveries(
+    session: Session, *, webhook: Webhook, cursor: str | None, limit: int
+) -> tuple[list[WebhookDelivery], str | None]:
+    """Newest first, keyset-paginated on (created_at, id) like the request list."""
+    query = (select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)
+             .options(selectinload(WebhookDelivery.attempt_log)))
+    if cursor:
+        query = query.where(after_cursor(cursor, WebhookDelivery.created_at, WebhookDelivery.id))
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit + 1)
+    return page_of(list(session.scalars(query)), limit, lambda d: (d.created_at, d.id))
 
 
 def replay_delivery(session: Session, *, key: ApiKey, webhook_id: uuid.UUID, delivery_id: uuid.UUID) -> WebhookDelivery:

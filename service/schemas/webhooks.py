@@ -55,3 +55,8 @@ class DeliveryView(BaseModel):
     finished_at: datetime | None
     payload: dict[str, Any]
     attempt_log: list[AttemptView] = Field(description="every attempt, first to last")
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryView]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")

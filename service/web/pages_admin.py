@@ -11,14 +11,17 @@ from service.api import audit as audit_api
 from service.api.deps import SessionDep, SignerDep
 from service.api.views import version_view
 from service.db.enums import Role
-from service.db.models import AuditEvent, UnlearnRequest
-from service.domain.auth import actor_of, authenticate, create_api_key, list_api_keys, require_role, revoke_api_key
+from service.db.models import ApiKey, AuditEvent, UnlearnRequest
+from service.domain.auth import (
+    Principal, actor_of, authenticate, create_api_key, list_api_keys, require_role, revoke_api_key,
+)
 from service.domain.models import get_model, list_models
+from service.domain.sign_ins import record_sign_in, record_sign_out
 from service.domain.validation import model_status
 from service.domain.versions import list_versions
 from service.errors import Unauthenticated
 from service.web.routing import ADMIN, AUDITOR, WebKey, WebRoute, check_csrf, redirect, render
-from service.web.session import end_session, start_session
+from service.web.session import end_session, read_session, start_session
 
 router = APIRouter(prefix="/ui", route_class=WebRoute, include_in_schema=False)
 Csrf = Annotated[str | None, Form()]
@@ -39,13 +42,18 @@ def sign_in_page(request: Request, next: Annotated[str, Query(max_length=512)] =
 @router.post("/sign-in", response_class=HTMLResponse)
 def sign_in(request: Request, session: SessionDep, csrf: Csrf = None,
             api_key: Annotated[str, Form(max_length=512)] = "", next: Annotated[str, Form(max_length=512)] = "") -> Response:
+    """Audited as `dashboard.signed_in`; a refused key is only counted on /metrics (service/domain/sign_ins.py says why)."""
     check_csrf(request, csrf)
+    sign_ins = request.app.state.metrics.dashboard_sign_ins
     try:
         key = authenticate(session, token=api_key.strip() or None)
     except Unauthenticated as exc:
+        sign_ins.labels("refused").inc()
         return render(request, "sign_in.html", 401, next=_safe_next(next), error=exc.detail)
     response = redirect(_safe_next(next) or "/ui/requests")
     start_session(request, response, key_id=key.id)
+    record_sign_in(session, key=key, lasts_seconds=request.app.state.settings.web_session_seconds)
+    sign_ins.labels("signed_in").inc()
     return response
 
 
@@ -55,8 +63,12 @@ def _safe_next(target: str) -> str:
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, csrf: Csrf = None) -> Response:
+def sign_out(request: Request, session: SessionDep, csrf: Csrf = None) -> Response:
+    """Audited as `dashboard.signed_out` when the cookie names a key; an expired or forged one ends no session."""
     check_csrf(request, csrf)
+    web = read_session(request)
+    if web is not None and (key := session.get(ApiKey, web.key_id)) is not None:
+        record_sign_out(session, key=Principal.of(key))
     response = redirect("/ui/sign-in")
     end_session(response)
     return response

@@ -60,7 +60,8 @@ def real_ids(api) -> dict[str, list[str]]:
         "ref": ["1", "current"],
         "key_id": [str(spare["id"])],
         "webhook_id": [webhook["id"]],
-        "delivery_id": [d["id"] for d in api.client.get(f"/webhooks/{webhook['id']}/deliveries", headers=officer).json()],
+        "delivery_id": [d["id"] for d in
+                        api.client.get(f"/webhooks/{webhook['id']}/deliveries", headers=officer).json()["items"]],
     }
 
 

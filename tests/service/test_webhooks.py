@@ -2,6 +2,8 @@
 signed deliveries verified by a real receiver (retries, failure, replay), and Art. 19 notices to the
 keys that downloaded a checkpoint later superseded by an erasure."""
 
+import base64
+import json
 import uuid
 from datetime import timedelta
 
@@ -9,12 +11,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from service.db.base import utcnow
 from service.db.enums import DeliveryStatus, Role
 from service.db.models import ApiKey, AuditEvent, OutboxMessage, Webhook, WebhookDelivery
 from service.domain.live_webhooks import live_webhooks
 from service.domain.webhooks import DELIVER_WEBHOOK_TASK, create_webhook, recover_deliveries
 from tests.builders import publish_job
 from tests.receiver import Receiver
+from tests.service.test_edges import assert_json_error
 from worker.webhooks import deliver
 
 
@@ -112,7 +116,7 @@ def test_status_changes_are_delivered_signed_and_retried_until_the_receiver_acce
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # one message, three attempts
     assert payloads[0] == payloads[2] and payloads[0]["type"] == "request.queued"
     assert payloads[0]["data"]["request_id"] == request["id"] and payloads[0]["data"]["model"] == "m"
-    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()["items"]
     assert delivery["id"] == receiver.received[0].headers["webhook-id"]
     assert delivery["status"] == "succeeded" and delivery["attempts"] == 3 and delivery["last_status_code"] == 200
     assert [(a["number"], a["status_code"]) for a in delivery["attempt_log"]] == [(1, 500), (2, 500), (3, 200)]
@@ -126,7 +130,7 @@ def test_a_delivery_fails_after_its_attempts_and_a_replay_sends_it_again(local):
         receiver.secret = hook["secret"]
         request = submit(api)
         assert run_deliveries(api) == ["retry", "retry", "failed"]
-        [failed] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+        [failed] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()["items"]
         assert failed["status"] == "failed" and failed["next_attempt_at"] is None
         replay = f"/webhooks/{hook['id']}/deliveries/{failed['id']}/replay"
         assert api.client.post(replay, headers=api.as_(Role.auditor)).status_code == 404  # not its webhook
@@ -139,7 +143,7 @@ def test_a_delivery_fails_after_its_attempts_and_a_replay_sends_it_again(local):
         payloads = receiver.verified()
     assert [p["type"] for p in payloads] == ["request.queued"] * 4 + ["request.cancelled"]
     queued, cancelled_delivery = (api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer))
-                                  .json()[::-1])
+                                  .json()["items"][::-1])
     assert [a["status_code"] for a in queued["attempt_log"]] == [500, 500, 500, 200] and queued["attempts"] == 1
     assert cancelled_delivery["payload"]["data"]["status"] == "cancelled"
 
@@ -203,7 +207,7 @@ def test_an_unreachable_receiver_is_recorded_as_such_and_the_delivery_fails(loca
     hook = register(api, url, ["request.queued"]).json()
     submit(api)
     assert run_deliveries(api) == ["retry", "retry", "failed"]
-    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()["items"]
     assert delivery["status"] == "failed" and delivery["last_status_code"] is None
     assert all(a["status_code"] is None and a["error"].startswith("ConnectError") for a in delivery["attempt_log"])
 
@@ -216,7 +220,7 @@ def test_the_destination_is_checked_again_before_every_attempt(local):
         submit(api)
         assert run_deliveries(api) == ["retry", "retry", "failed"]
     assert receiver.received == []
-    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()
+    [delivery] = api.client.get(f"/webhooks/{hook['id']}/deliveries", headers=api.as_(Role.officer)).json()["items"]
     assert all(a["error"].startswith("DestinationRefused") and "loopback" in a["error"] for a in delivery["attempt_log"])
 
 
@@ -257,3 +261,47 @@ def test_a_webhook_created_in_a_transaction_that_rolls_back_never_reaches_the_ca
         session.rollback()
     submit(api)  # a delivery for the rolled-back webhook would break its foreign key
     assert api.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+
+
+def add_deliveries(api, webhook_id: str, times: list) -> list[WebhookDelivery]:
+    rows = [WebhookDelivery(webhook_id=uuid.UUID(webhook_id), event_type="request.queued", payload={"n": n}, created_at=at)
+            for n, at in enumerate(times)]
+    api.session.add_all(rows)
+    api.session.commit()
+    return rows
+
+
+def test_deliveries_page_newest_first_each_once_while_new_ones_arrive(local):
+    api, officer = local, local.as_(Role.officer)
+    hook, other = (register(api, f"http://127.0.0.1:9/{n}", ["request.queued"]).json()["id"] for n in ("a", "b"))
+    base = utcnow().replace(microsecond=0)
+    times = [base - timedelta(seconds=n // 3) for n in range(8)]  # threes share a created_at: the id breaks ties
+    rows = add_deliveries(api, hook, times)
+    add_deliveries(api, other, times[:2])
+    expected = [str(d.id) for d in sorted(rows, key=lambda d: (d.created_at, d.id), reverse=True)]
+
+    seen, pages, cursor = [], [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = api.client.get(f"/webhooks/{hook}/deliveries", params=params, headers=officer)
+        assert page.status_code == 200, page.text
+        seen += [d["id"] for d in page.json()["items"]]
+        pages.append(len(page.json()["items"]))
+        if (cursor := page.json()["next_cursor"]) is None:
+            break
+        if len(pages) == 1:
+            add_deliveries(api, hook, [base + timedelta(seconds=5)])  # newer than the cursor: not on a later page
+    assert seen == expected and pages == [3, 3, 2]
+    everything = api.client.get(f"/webhooks/{hook}/deliveries", params={"limit": 200}, headers=officer).json()
+    assert len(everything["items"]) == 9 and everything["next_cursor"] is None
+
+
+def test_a_malformed_delivery_cursor_is_refused(local):
+    api, officer = local, local.as_(Role.officer)
+    hook = register(api, "http://127.0.0.1:9/hook", ["request.queued"]).json()["id"]
+    url = f"/webhooks/{hook}/deliveries"
+    forged = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", str(uuid.uuid4())]).encode()).decode()
+    for cursor in ("!!!", "bm90IGpzb24", forged):
+        assert_json_error(api.client.get(url, params={"cursor": cursor}, headers=officer), 400, "BadRequest")
+    assert_json_error(api.client.get(url, params={"cursor": "A" * 513}, headers=officer), 422, "ValidationError")
+    assert_json_error(api.client.get(url, params={"limit": 201}, headers=officer), 422, "ValidationError")
