@@ -6,8 +6,10 @@ the hidden region. Masks are token masks ``(N, L)`` bool, True = hidden; every r
 number of tokens so a batch stays rectangular after the visible tokens are gathered.
 
 The whole contract (what a plugin family implements, what the loop assumes) is documented in
-docs/adapters.md. Two rules matter for families whose transform ``T`` has randomness beyond the
-mask (a diffusion model's timestep and noise):
+docs/adapters.md. The mask members (``image_shape``, ``random_mask``, ``box_mask``,
+``hidden_pixels``) stay abstract here; a family on a square patch grid gets them by mixing in
+:class:`.masks.PatchMasks`. Two rules matter for families whose transform ``T`` has randomness
+beyond the mask (a diffusion model's timestep and noise):
 
 - ``encode``, ``reconstruct`` and ``generate`` are deterministic functions of ``(imgs, mask)`` and the
   weights. The loop hands the student and the teacher the same mask, and the teacher cache stores

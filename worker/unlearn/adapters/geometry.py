@@ -3,7 +3,8 @@
 Both families cut a square ``image_size`` image into ``patch_size`` patches (the token masks of
 ``T``) and keep per-channel ``pixel_mean``/``pixel_std`` of the training images (to normalise, and
 to draw the noise images of encoder-L2). :class:`PatchGrid` is mixed into their frozen dataclass
-configs; it holds no fields of its own, only what follows from those.
+configs; it holds no fields of its own, only what follows from those. The masks the adapters draw
+on this grid are :class:`.masks.PatchMasks`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The model *is* a ``UNet2DModel``: its state-dict keys and config are diffusers',
 ``save_pretrained`` folder loads strictly (pretrained.py converts one into an Oblivio checkpoint).
 
 Masking transform ``T`` = a token mask (patches of ``patch_size``: random at ``mask_ratio``, or the
-centre box, exactly the MAE's tasks) *plus* a timestep and a noise draw. Those are derived from the
+centre box, exactly the MAE's tasks, from the shared ``PatchMasks``) *plus* a timestep and a noise draw. Those are derived from the
 mask row (``mask_row_seeds``, adapters/base.py), so the student, the teacher and the teacher cache,
 which all receive the same masks from the run's seeded generator, see the same ``T``.
 
@@ -41,6 +41,7 @@ from torch import Tensor
 
 from ...adapters.base import Adapter, mask_row_seeds
 from ...adapters.geometry import PatchGrid
+from ...adapters.masks import PatchMasks
 from ...adapters.registry import register_family
 from ...config import dataclass_from_dict
 from . import unet as U
@@ -134,7 +135,7 @@ class DiffusionConfig(PatchGrid):
 
 
 @register_family("diffusion")
-class DiffusionAdapter(Adapter):
+class DiffusionAdapter(PatchMasks, Adapter):
     """Adapter over a ``diffusers.UNet2DModel`` with Palette's conditioning; ``T`` = mask + timestep + noise."""
 
     config_class = DiffusionConfig
@@ -159,35 +160,6 @@ class DiffusionAdapter(Adapter):
                 "num_train_timesteps": 100, "sample_steps": 3, "mia_timesteps": [10, 50],
                 "pixel_mean": [0.3], "pixel_std": [0.3]}  # fmt: skip
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.config.in_chans, self.config.image_size, self.config.image_size)
-
-    # ----- masks: the MAE's tasks on patches of patch_size ---------------------------------
-    def random_mask(self, n: int, generator: torch.Generator) -> Tensor:
-        """(N, L) bool: per row the ``int(L * (1 - mask_ratio))`` lowest of uniform noise stay visible."""
-        num = self.config.num_patches
-        keep = int(num * (1 - self.config.mask_ratio))
-        noise = torch.rand(n, num, generator=generator, device=generator.device)  # (N, L)
-        rank = torch.argsort(torch.argsort(noise, dim=1), dim=1)
-        return (rank >= keep).to(self.device)
-
-    def box_mask(self, n: int, side_frac: float) -> Tensor:
-        """(N, L) bool: tokens whose patch overlaps the centred square of side ``side_frac * H``."""
-        if not 0 < side_frac <= 1:
-            raise ValueError(f"side_frac must be in (0, 1], got {side_frac}")
-        p, g, size = self.config.patch_size, self.config.grid_size, self.config.image_size
-        lo = (size - side_frac * size) / 2
-        start = torch.arange(g) * p
-        rows = (start < lo + side_frac * size) & (start + p > lo)
-        return (rows[:, None] & rows[None, :]).reshape(1, -1).expand(n, -1).to(self.device)
-
-    def hidden_pixels(self, mask: Tensor) -> Tensor:
-        """mask: (N, L) -> (N, 1, H, W) bool."""
-        p, g = self.config.patch_size, self.config.grid_size
-        grid = mask.reshape(mask.shape[0], 1, g, g)
-        return grid.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
-
     # ----- the per-row draws of T ------------------------------------------------------------
     def row_draws(self, mask: Tensor, salt: int, timesteps: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
         """Per row of ``mask``: a timestep (N,) long uniform in ``timesteps`` [lo, hi) and noise (N, C, H, W).
@@ -200,13 +172,6 @@ class DiffusionAdapter(Adapter):
             noise.append(torch.randn(self.image_shape, generator=g))
             steps.append(int(torch.randint(*timesteps, (1,), generator=g)) if timesteps else 0)
         return torch.tensor(steps, device=self.device), torch.stack(noise).to(self.device)
-
-    def _check(self, imgs: Tensor, mask: Tensor) -> None:
-        if tuple(imgs.shape[1:]) != self.image_shape:
-            raise ValueError(f"images of shape {tuple(imgs.shape[1:])}, this model takes {self.image_shape}")
-        expected = (imgs.shape[0], self.config.num_patches)
-        if mask.dtype != torch.bool or tuple(mask.shape) != expected:
-            raise ValueError(f"mask must be bool {expected}, got {mask.dtype} {tuple(mask.shape)}")
 
     def model_input(self, x0: Tensor, hidden: Tensor, y_t: Tensor) -> Tensor:
         """(N, 2C + 1, H, W) = [noisy target (clean where known), masked image (0 where hidden), mask].
@@ -224,7 +189,7 @@ class DiffusionAdapter(Adapter):
         return self.model(self.model_input(x0, hidden, y_t), t, return_dict=False)[0]
 
     def _prepare(self, imgs: Tensor, mask: Tensor, salt: int, t_range: tuple[int, int]):
-        self._check(imgs, mask)
+        self.check_inputs(imgs, mask)
         t, noise = self.row_draws(mask, salt, t_range)
         x0 = imgs * 2 - 1  # (N, C, H, W) in [-1, 1]
         hidden = self.hidden_pixels(mask).to(x0.dtype)  # (N, 1, H, W)
@@ -260,7 +225,7 @@ class DiffusionAdapter(Adapter):
 
         Start noise seeded by ``sample_seed`` and the mask row: the same for every model and batch split.
         """
-        self._check(imgs, mask)
+        self.check_inputs(imgs, mask)
         _, ddim = U.schedulers(self.config.num_train_timesteps, self.config.beta_schedule,
                                self.config.beta_start, self.config.beta_end)
         ddim.set_timesteps(steps or self.config.sample_steps)

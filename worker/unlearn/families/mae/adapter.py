@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ...adapters.base import Adapter
 from ...adapters.geometry import PatchGrid
+from ...adapters.masks import PatchMasks
 from ...adapters.registry import register_family
 from ...config import dataclass_from_dict
 from .vit import LAYER_NORM_EPS, Block, PatchEmbed, sincos_pos_embed_2d
@@ -179,8 +180,8 @@ class MaskedAutoencoderViT(nn.Module):
 
 
 @register_family("mae")
-class MAEAdapter(Adapter):
-    """Adapter over :class:`MaskedAutoencoderViT`; ``T`` is patch masking (random or centre box)."""
+class MAEAdapter(PatchMasks, Adapter):
+    """Adapter over :class:`MaskedAutoencoderViT`; ``T`` is patch masking (random or centre box, :class:`PatchMasks`)."""
 
     config_class = MAEConfig
     encoder_prefixes = ("patch_embed", "cls_token", "pos_embed", "blocks", "norm")
@@ -200,36 +201,9 @@ class MAEAdapter(Adapter):
             pixel_mean=[0.3], pixel_std=[0.3],
         )  # fmt: skip
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.config.in_chans, self.config.image_size, self.config.image_size)
-
-    def random_mask(self, n: int, generator: torch.Generator) -> Tensor:
-        """(N, L) bool: per row the ``int(L * (1 - mask_ratio))`` lowest of uniform noise stay visible."""
-        num = self.config.num_patches
-        keep = int(num * (1 - self.config.mask_ratio))
-        noise = torch.rand(n, num, generator=generator, device=generator.device)  # (N, L)
-        rank = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # (N, L) rank of each token
-        return (rank >= keep).to(self.device)
-
-    def box_mask(self, n: int, side_frac: float) -> Tensor:
-        """(N, L) bool: tokens whose patch overlaps the centred square of side ``side_frac * H``."""
-        if not 0 < side_frac <= 1:
-            raise ValueError(f"side_frac must be in (0, 1], got {side_frac}")
-        p, g, size = self.config.patch_size, self.config.grid_size, self.config.image_size
-        lo = (size - side_frac * size) / 2
-        hi = lo + side_frac * size
-        start = torch.arange(g) * p
-        rows = (start < hi) & (start + p > lo)  # (g,) patch rows (and columns) touching the box
-        box = rows[:, None] & rows[None, :]  # (g, g)
-        return box.reshape(1, -1).expand(n, -1).to(self.device)  # (N, L)
-
     def _check(self, imgs: Tensor, mask: Tensor) -> None:
-        if tuple(imgs.shape[1:]) != self.image_shape:
-            raise ValueError(f"images of shape {tuple(imgs.shape[1:])}, this model takes {self.image_shape}")
-        expected = (imgs.shape[0], self.config.num_patches)
-        if mask.dtype != torch.bool or tuple(mask.shape) != expected:
-            raise ValueError(f"mask must be bool {expected}, got {mask.dtype} {tuple(mask.shape)}")
+        """``check_inputs``, and every row hiding as many tokens: the visible ones gather into one (N, L_vis, D)."""
+        self.check_inputs(imgs, mask)
         counts = mask.sum(dim=1)
         if bool((counts != counts[0]).any()):
             raise ValueError("every mask row must hide the same number of tokens")
@@ -250,9 +224,3 @@ class MAEAdapter(Adapter):
         """(N, C, H, W) in [0, 1]: decoder output on hidden patches, input pixels elsewhere."""
         out = self.reconstruct(imgs, mask).clamp(0, 1)  # (N, C, H, W)
         return torch.where(self.hidden_pixels(mask), out, imgs)
-
-    def hidden_pixels(self, mask: Tensor) -> Tensor:
-        """mask: (N, L) -> (N, 1, H, W) bool."""
-        p, g = self.config.patch_size, self.config.grid_size
-        grid = mask.reshape(mask.shape[0], 1, g, g)
-        return grid.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
