@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", "apply database migrations (alembic upgrade head)")
     purge = command("purge", "purge checkpoint files of versions superseded past the grace period")
     purge.add_argument("--grace-seconds", type=int, default=None, help="override OBLIVIO_PURGE_GRACE_SECONDS")
-    command("demo", "run the embedded end-to-end demo on Fashion-MNIST")
+    # --help goes on to worker.demo, which lists the demo's own options (--family, --samples...)
+    command("demo", "run the embedded end-to-end demo on Fashion-MNIST", add_help=False)
     return parser
 
 

@@ -59,3 +59,17 @@ def test_after_a_gate_failure_the_officer_is_told_which_check_failed_and_the_opt
     assert "--method gradient_surgery" in lines[4] and "gate_thresholds" in lines[5]
     assert lines[-1].endswith("/reports/r1.json")
     assert after_gate_failure({**failed, "reason": "job_error"}, report="x") == []
+
+
+def test_after_a_samplers_gate_failure_the_advice_keeps_its_method_and_names_no_masked_one():
+    detail = ("gate failed: sampler_class_max_share_ratio (value 0.9, threshold 0.75), "
+              "sampler_retain_max_frechet_increase (value 0.61, threshold 0.5)")  # fmt: skip
+    failed = {"id": "r2", "status": "failed", "reason": "gate_failed", "reason_detail": detail, "model": "fmnist-gan",
+              "samples": [], "classes": ["sandal"], "method": "gan_cascade"}  # fmt: skip
+    lines = after_gate_failure(failed, report="/reports/r2.json")
+    assert lines[0] == "the publish gate refused the result: sampler_class_max_share_ratio was 0.9, at most 0.75 is required"
+    again = "oblivio submit --class sandal --model fmnist-gan --method gan_cascade --steps N"
+    assert lines[2].startswith("forget harder") and again in lines[2]
+    assert lines[3].startswith("change less") and again in lines[3]
+    assert not any("gradient_surgery" in line or "with_retain" in line for line in lines)  # refused for a sampler (422)
+    assert "gate_thresholds" in lines[4] and lines[5].endswith("/reports/r2.json") and len(lines) == 6
