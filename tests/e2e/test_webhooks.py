@@ -48,7 +48,7 @@ def test_a_worker_delivers_signed_events_with_retries_and_the_art19_notice(tmp_p
         [superseded] = notice
         assert superseded["type"] == "version.superseded"
         assert (superseded["data"]["model"], superseded["data"]["version"]) == ("tiny", 1)
-        [delivery] = officer.get(f"/webhooks/{created.json()['id']}/deliveries").json()
+        [delivery] = officer.get(f"/webhooks/{created.json()['id']}/deliveries").json()["items"]
         assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 200] and delivery["status"] == "succeeded"
     finally:
         stack.stop()
