@@ -6,6 +6,8 @@
   dataset's whole training split (for Fashion-MNIST the committed demo asset is the base and is not
   retrained here);
 - ``retrained``: the same recipe and seed on the training split without the forgotten class;
+- ``base-diffusion``: the demo diffusion recipe on the whole training split (Fashion-MNIST: the
+  committed ``diffusion.safetensors``);
 - ``retrained-diffusion``: the demo diffusion recipe (``worker.train_demo.DEMO_DIFFUSION`` /
   ``DEMO_DIFFUSION_RECIPE``, seed 0) on the training split without the forgotten class (the
   committed ``diffusion.safetensors`` is the base on Fashion-MNIST);
@@ -37,7 +39,7 @@ from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "reference"
 MAE_SEED = 0  # the demo's (MAE and diffusion alike)
-MODELS = ("base", "retrained", "retrained-diffusion", "judge")
+MODELS = ("base", "retrained", "base-diffusion", "retrained-diffusion", "judge")
 JUDGE_SEED = 7  # not the feature net's 0
 
 
@@ -140,6 +142,8 @@ def load_or_train(data: Dataset, model: str) -> Adapter | Judge:
     """The cached ``model`` (one of :data:`MODELS`) for ``data``, trained first if missing."""
     if model == "base" and data.base_checkpoint is not None:
         return load_checkpoint(data.base_checkpoint)[0]
+    if model == "base-diffusion" and data.base_checkpoint is not None:  # the committed demo assets sit together
+        return load_checkpoint(data.base_checkpoint.with_name("diffusion.safetensors"))[0]
     path = CACHE / data.name / f"{model}.safetensors"
     if model == "judge":
         if not path.is_file():
@@ -151,6 +155,8 @@ def load_or_train(data: Dataset, model: str) -> Adapter | Judge:
         return load_checkpoint(path)[0]
     if model == "base":
         return train_reference_mae(data, data.train_x, path, f"{data.name} train split")
+    if model == "base-diffusion":
+        return train_reference_diffusion(data.train_x, path, f"{data.name} train split")
     keep = data.train_y != data.forget_class
     if model == "retrained-diffusion":
         return train_reference_diffusion(data.train_x[keep], path,
