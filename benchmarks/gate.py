@@ -22,6 +22,7 @@ import json
 import platform
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ import torch
 from worker.evaluation import Judge
 from worker.fashion_mnist import CLASS_NAMES, DEFAULT_SOURCE, read_idx_split
 from worker.gate import DEFAULT_GATE, check_gate
+from worker.inputs import draw_in_mix
 from worker.probe import Probe, probe_every, split_sets
 from worker.unlearn import EncoderL2Config, StopCheck, load_checkpoint, run_unlearning
 from worker.unlearn.features import load_feature_net
@@ -58,11 +60,15 @@ def scenario(forget_ids, forget_classes, train, test, base, features, config):
     retain = sorted(set(pool) - set(holdout))
     if len(retain) > RETAIN_MAX:
         retain = sorted(rng.sample(retain, RETAIN_MAX))
-    reference_pool = [i for i in range(len(x_test)) if int(y_test[i]) in labels]
-    reference = sorted(rng.sample(reference_pool, min(EVAL_MAX, len(reference_pool))))
+    by_label = {}  # never-seen images of the forget samples' classes, drawn in their mix as the worker does
+    for i in range(len(x_test)):
+        if int(y_test[i]) in labels:
+            by_label.setdefault(int(y_test[i]), []).append(i)
+    reference = sorted(draw_in_mix(by_label, Counter(y_train[forget_ids].tolist()), EVAL_MAX, rng))
     names = [CLASS_NAMES[int(y_test[i])] for i in reference]
     split = split_sets(forget, x_test[holdout], x_test[reference], names, [CLASS_NAMES[c] for c in forget_classes],
-                       eval_max=EVAL_MAX, seed=config.seed)  # fmt: skip
+                       eval_max=EVAL_MAX, seed=config.seed,
+                       forget_labels=[CLASS_NAMES[int(y)] for y in y_train[forget_ids]])  # fmt: skip
     final = Judge(base, split.final, features, seed=config.seed)
     budget = config.steps
     probe = Probe(Judge(base, split.probe, features, seed=config.seed), {}, every=probe_every(budget))

@@ -168,12 +168,18 @@ def _reference(session: Session, *, proxy: Dataset | None, labels: Counter, eval
     by_label: dict[str, list[Sample]] = {}
     for sample in rows:
         by_label.setdefault(sample.class_label, []).append(sample)
-    total = sum(labels[label] for label in by_label)
+    return Part(proxy.name, [_record(s) for s in draw_in_mix(by_label, labels, eval_max, rng)])
+
+
+def draw_in_mix(by_label: dict, mix: Counter, n: int, rng: random.Random) -> list:
+    """About ``n`` items of ``by_label`` (label -> candidates) in the proportions of ``mix`` (label ->
+    count), at least one per label that has candidates; labels in sorted order, each a seeded sample."""
+    total = sum(mix[label] for label in by_label)
     picked = []
     for label in sorted(by_label):
-        quota = max(1, round(eval_max * labels[label] / total))
+        quota = max(1, round(n * mix[label] / total))
         picked += rng.sample(by_label[label], min(quota, len(by_label[label])))
-    return Part(proxy.name, [_record(s) for s in picked])
+    return picked
 
 
 def gate_thresholds(family: str, model_thresholds: dict | None) -> dict:
