@@ -31,16 +31,16 @@ VERDICT_PASSED, VERDICT_PARTIAL, VERDICT_NONE, VERDICT_FAILED = (
 # Defaults chosen from measurements on the demo model (benchmarks/gate.py -> benchmarks/results/gate.json,
 # explained in README "Publish gate"); a model may override any of them, and null disables a check.
 DEFAULT_GATE: dict[str, float | None] = {
-    "retain_max_psnr_drop": 0.75,  # measured 0.16 (class) / 0.09 (8 samples)
-    "retain_max_cosine_drop": 0.02,  # measured -0.0003 / -0.0036
-    "forget_min_cosine_drop": 0.05,  # measured 0.129 / 0.072
+    "retain_max_psnr_drop": 0.75,  # measured 0.16 (class) / 0.15 (8 samples)
+    "retain_max_cosine_drop": 0.02,  # measured -0.0003 / -0.006
+    "forget_min_cosine_drop": 0.05,  # measured 0.129 / 0.076
     "forget_min_psnr_drop": 2.0,  # measured 4.60 / 3.91
-    "forget_max_cosine_over_reference": 0.02,  # measured -0.001 / -0.082; 0.02 absorbs sampling noise
+    "forget_max_cosine_over_reference": 0.02,  # measured -0.001 / -0.088; 0.02 absorbs sampling noise
     # Reported, not gated by default: compared within classes, the demo base's forget images already
     # score AUC 0.57 against never-seen images of their classes and encoder-L2 leaves it there (0.59
     # after 600 and 1,200 steps), so a default would refuse every request; a model may enable it.
     "mia_max_auc_above_chance": None,
-    "mia_max_auc_below_chance": 0.05,  # measured AUC 0.475 (class) / 0.103 (8 samples: over-forgotten)
+    "mia_max_auc_below_chance": 0.05,  # measured AUC 0.475 (class) / 0.055 (8 samples: over-forgotten)
     "class_max_recognition_over_reference": 0.30,  # retrained model 0.254, base 0.71, encoder-L2 0.24
 }
 
