@@ -31,8 +31,7 @@ from benchmarks.common import DEMO, RESULTS, device_info
 from benchmarks.datasets import DATASETS
 from benchmarks.reference_models import load_or_train
 from worker.evaluation import EvalSets, Judge
-from worker.gate import check_gate
-from worker.inputs import gate_thresholds
+from worker.gate import check_gate, gate_thresholds
 from worker.train_demo import DEMO_DIFFUSION_UNLEARN
 from worker.unlearn import run_unlearning
 from worker.unlearn.features import load_feature_net

@@ -22,6 +22,7 @@ from typing import Any
 
 from worker.evaluation import Judgement
 from worker.unlearn.metrics import TASKS
+from worker.unlearn.adapters import family_class
 from worker.unlearn.mia import tolerance
 
 PASSED, FAILED, DISABLED, NOT_EVALUATED, NOT_APPLICABLE = "passed", "failed", "disabled", "not_evaluated", "not_applicable"
@@ -96,6 +97,16 @@ class GateResult:
         unevaluated = [c["name"] for c in self.checks if c["status"] in (DISABLED, NOT_EVALUATED)]
         return {"verdict": self.verdict, "publishable": self.publishable, "unevaluated_checks": unevaluated,
                 "membership_verdict": self.membership_verdict, "thresholds": self.thresholds, "checks": self.checks}
+
+
+def gate_thresholds(family: str, model_thresholds: dict | None) -> dict[str, float | None]:
+    """The overrides a job of ``family`` runs with: the family's defaults (Adapter.gate_defaults), the
+    model's own over them; :func:`check_gate` puts both over DEFAULT_GATE."""
+    try:
+        defaults = family_class(family).gate_defaults
+    except ValueError:  # an unknown family fails when its checkpoint loads, with its own message
+        defaults = {}
+    return {**defaults, **(model_thresholds or {})}
 
 
 def check_gate(judgement: Judgement, overrides: dict[str, float | None]) -> GateResult:

@@ -23,7 +23,7 @@ from service.db.models import Dataset, Job, ModelVersion, Sample
 from service.domain.erasures import erased_from
 from service.domain.jobs import forget_classes, forget_samples
 from service.storage.paths import SampleFiles, SamplePathError
-from worker.unlearn.adapters import family_class
+from worker.gate import gate_thresholds
 from worker.unlearn.data import SampleLoadError, SampleRecord, load_images
 
 
@@ -180,16 +180,6 @@ def draw_in_mix(by_label: dict, mix: Counter, n: int, rng: random.Random) -> lis
         quota = max(1, round(n * mix[label] / total))
         picked += rng.sample(by_label[label], min(quota, len(by_label[label])))
     return picked
-
-
-def gate_thresholds(family: str, model_thresholds: dict | None) -> dict:
-    """The gate thresholds a job of ``family`` runs with: the family's defaults (Adapter.gate_defaults),
-    the model's own over them; the service-wide defaults fill the rest in worker/gate.py."""
-    try:
-        defaults = family_class(family).gate_defaults
-    except (KeyError, ValueError):  # an unknown family fails when its checkpoint loads, with its own message
-        defaults = {}
-    return {**defaults, **(model_thresholds or {})}
 
 
 def _record(sample: Sample) -> SampleRecord:

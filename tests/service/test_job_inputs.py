@@ -5,8 +5,8 @@ from collections import Counter
 
 from service.db.enums import Role
 from service.domain.jobs import Claim, claim_job, get_job
-from worker.gate import DEFAULT_GATE, check_gate
-from worker.inputs import gate_thresholds, gather_inputs
+from worker.gate import DEFAULT_GATE, check_gate, gate_thresholds
+from worker.inputs import gather_inputs
 from worker.unlearn.families.diffusion import DiffusionAdapter
 
 
@@ -36,7 +36,7 @@ def test_family_gate_defaults_sit_between_the_service_defaults_and_the_models_ow
     assert gate_thresholds("no-such-family", {"retain_max_psnr_drop": 0.1}) == {"retain_max_psnr_drop": 0.1}
 
 
-def test_the_gate_applies_a_family_default(api):
+def test_the_gate_applies_a_family_default():
     """A diffusion-sized forgetting (0.8 dB, 0.025 cosine) fails the service defaults and passes the family's."""
     from worker.evaluation import Judgement
 
