@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_ready(url, procs)
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
-        view = _register(admin, manifests, args.family)
+        _register(admin, manifests, args.family)
         officer_key = admin.post("/api-keys", json={"name": "demo-officer", "role": "officer"}).json()["key"]
         officer = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {officer_key}"}, timeout=60)
         requests = _file_requests(officer, manifests["train"], args.samples, model,
-                                  first_class=FORGET_CLASS[args.family], method=method_for(view["family"]))
+                                  first_class=FORGET_CLASS[args.family], method=method_for(args.family))
         results = [_follow(officer, r) for r in requests]
         _report(admin, results, settings, time.monotonic() - started, keep_running=args.keep_running, model=model)
         _dashboard(url, admin_key, settings, keep_running=args.keep_running)
@@ -141,8 +141,8 @@ def _wait_ready(url: str, procs: list[subprocess.Popen]) -> None:
     raise SystemExit("API not ready after 60 s; see the logs")
 
 
-def _register(admin: httpx.Client, manifests: dict[str, Path], family: str = "mae") -> dict:
-    """Register the demo data and the family's demo model if missing; its model view once the worker validated it."""
+def _register(admin: httpx.Client, manifests: dict[str, Path], family: str = "mae") -> None:
+    """Register the demo data and the family's demo model if missing, and wait until the worker validated it."""
     model = MODELS[family]
     for name, kind, split in (("fmnist-train", "training", "train"), ("fmnist-test", "proxy", "test")):
         if admin.get(f"/datasets/{name}").status_code == 404:
@@ -161,7 +161,6 @@ def _register(admin: httpx.Client, manifests: dict[str, Path], family: str = "ma
         time.sleep(0.5)  # the worker loads the base checkpoint and runs it once before it can be used
     if status != "ready":
         raise SystemExit(f"the worker refused the demo model: {admin.get(f'/models/{model}/versions').json()[0]['problems']}")
-    return admin.get(f"/models/{model}").json()
 
 
 def method_for(family: str) -> str | None:
