@@ -31,10 +31,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from benchmarks.datasets import DATASETS, Dataset
-from worker.train_demo import DEMO_DIFFUSION, DEMO_DIFFUSION_RECIPE, DEMO_MAE, DEMO_RECIPE
-from worker.unlearn import Adapter, create_adapter, load_checkpoint, save_checkpoint
-from worker.unlearn.families.diffusion import DiffusionTrainConfig, train_diffusion
-from worker.unlearn.families.mae.train import MAETrainConfig, train_mae
+from worker.train_demo import DEMO_DIFFUSION_RECIPE, DEMO_RECIPE, fit_diffusion, fit_mae
+from worker.unlearn import Adapter, load_checkpoint, save_checkpoint
+from worker.unlearn.families.mae.train import MAETrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "reference"
@@ -68,39 +67,30 @@ def mae_recipe(data: Dataset) -> MAETrainConfig:
     return MAETrainConfig(**{**DEMO_RECIPE.to_dict(), "epochs": data.mae_epochs, "seed": MAE_SEED})
 
 
-def train_reference_mae(data: Dataset, images: Tensor, path: Path, description: str) -> Adapter:
-    """The demo recipe on ``images`` (N, 1, 28, 28) uint8, pixel statistics from those images."""
-    pixels = images.double() / 255.0
-    config = {**DEMO_MAE, "pixel_mean": [round(pixels.mean().item(), 6)], "pixel_std": [round(pixels.std().item(), 6)]}
-    adapter = create_adapter("mae", config, seed=MAE_SEED)
-    recipe = mae_recipe(data)
-    print(f"{path.name}: {len(images)} images, {recipe}", flush=True)
-    result = train_mae(adapter, images, recipe, on_epoch=lambda e, v: print(f"  epoch {e} loss {v:.4f}", flush=True))
-    header = {"name": path.stem, "dataset": description,
-              "training": {**recipe.to_dict(), "steps": result.steps, "seconds": round(result.seconds, 1),
-                           "threads": torch.get_num_threads(), "epoch_losses": [round(v, 5) for v in result.losses]}}
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _save_reference(adapter: Adapter, training: dict, path: Path, description: str) -> Adapter:
+    header = {"name": path.stem, "dataset": description, "training": {**training, "threads": torch.get_num_threads()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(adapter, path, header)
-    print(f"{path}: {result.seconds:.0f} s", flush=True)
+    print(f"{path}: {training['seconds']:.0f} s", flush=True)
     return adapter
+
+
+def train_reference_mae(data: Dataset, images: Tensor, path: Path, description: str) -> Adapter:
+    """The demo MAE recipe (the dataset's epochs) on ``images`` (N, 1, 28, 28) uint8 (worker.train_demo.fit_mae)."""
+    print(f"{path.name}: {len(images)} images", flush=True)
+    adapter, training = fit_mae(images, MAE_SEED, mae_recipe(data), _log)
+    return _save_reference(adapter, training, path, description)
 
 
 def train_reference_diffusion(images: Tensor, path: Path, description: str) -> Adapter:
-    """The demo diffusion recipe on ``images`` (N, 1, 28, 28) uint8, pixel statistics from those images."""
-    pixels = images.double() / 255.0
-    config = {**DEMO_DIFFUSION, "pixel_mean": [round(pixels.mean().item(), 6)], "pixel_std": [round(pixels.std().item(), 6)]}
-    adapter = create_adapter("diffusion", config, seed=MAE_SEED)
-    recipe = DiffusionTrainConfig(**{**DEMO_DIFFUSION_RECIPE.to_dict(), "seed": MAE_SEED})
-    print(f"{path.name}: {len(images)} images, {recipe}", flush=True)
-    result = train_diffusion(adapter, images, recipe, log_every=50,
-                             on_log=lambda s, v: print(f"  step {s}/{recipe.steps} loss {v:.4f}", flush=True))
-    header = {"name": path.stem, "dataset": description,
-              "training": {**recipe.to_dict(), "seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
-                           "losses_per_50_steps": [round(v, 5) for v in result.losses]}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(adapter, path, header)
-    print(f"{path}: {result.seconds:.0f} s", flush=True)
-    return adapter
+    """The demo diffusion recipe on ``images`` (N, 1, 28, 28) uint8 (worker.train_demo.fit_diffusion)."""
+    print(f"{path.name}: {len(images)} images", flush=True)
+    adapter, training = fit_diffusion(images, MAE_SEED, DEMO_DIFFUSION_RECIPE, _log)
+    return _save_reference(adapter, training, path, description)
 
 
 def train_judge(data: Dataset, path: Path, images_seen: int = 120_000, batch: int = 128) -> Judge:

@@ -60,12 +60,16 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def _training_images(source: Path) -> tuple[torch.Tensor, float, float]:
-    """The training split as (N, 1, 28, 28) uint8, and its pixel mean and std in [0, 1] (one channel: over all pixels)."""
+def _training_images(source: Path) -> torch.Tensor:
+    """The training split as (N, 1, 28, 28) uint8."""
     images, _ = read_idx_split(source, "train")  # (60000, 28, 28) uint8
-    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    return torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+
+
+def _pixel_stats(x: torch.Tensor) -> tuple[float, float]:
+    """Pixel mean and std in [0, 1] of (N, 1, H, W) uint8 images (one channel: over all pixels)."""
     pixels = x.double() / 255.0
-    return x, pixels.mean().item(), pixels.std().item()
+    return pixels.mean().item(), pixels.std().item()
 
 
 def _save_demo(adapter: Adapter, out_dir: Path, name: str, training: dict[str, Any],
@@ -91,25 +95,26 @@ def _save_demo(adapter: Adapter, out_dir: Path, name: str, training: dict[str, A
     return path
 
 
-def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
-                   recipe: MAETrainConfig = DEMO_RECIPE) -> Path:
-    """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
-    x, mean, std = _training_images(source)
+def fit_mae(x: torch.Tensor, seed: int, recipe: MAETrainConfig = DEMO_RECIPE, log=_log) -> tuple[Adapter, dict]:
+    """The demo MAE (DEMO_MAE) trained by ``recipe`` on ``x`` (N, 1, 28, 28) uint8, pixel statistics from
+    ``x``; returns it and the header's ``training`` section. benchmarks/reference_models.py trains its
+    base and retrained models with it."""
+    mean, std = _pixel_stats(x)
     config = {**DEMO_MAE, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
     adapter = create_adapter("mae", config, seed=seed)
     recipe = MAETrainConfig(**{**recipe.to_dict(), "seed": seed})
     n_params = sum(p.numel() for p in adapter.model.parameters())
     log(f"MAE: {n_params} parameters, pixel mean {mean:.4f} std {std:.4f}, {recipe}")
     result = train_mae(adapter, x, recipe, on_epoch=lambda e, v: log(f"  epoch {e}/{recipe.epochs} loss {v:.4f}"))
-    training = {**recipe.to_dict(), "steps": result.steps, "seconds": round(result.seconds, 1),
-                "epoch_losses": [round(v, 5) for v in result.losses]}  # fmt: skip
-    return _save_demo(adapter, out_dir, "mae", training, DEMO_UNLEARN, log, f"MAE: {result.seconds:.0f} s")
+    return adapter, {**recipe.to_dict(), "steps": result.steps, "seconds": round(result.seconds, 1),
+                     "epoch_losses": [round(v, 5) for v in result.losses]}  # fmt: skip
 
 
-def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
-                         recipe: DiffusionTrainConfig = DEMO_DIFFUSION_RECIPE) -> Path:
-    """Train the demo diffusion inpainter on the Fashion-MNIST training split; returns the checkpoint path."""
-    x, mean, std = _training_images(source)
+def fit_diffusion(x: torch.Tensor, seed: int, recipe: DiffusionTrainConfig = DEMO_DIFFUSION_RECIPE,
+                  log=_log) -> tuple[Adapter, dict]:
+    """The demo diffusion inpainter (DEMO_DIFFUSION) trained by ``recipe`` on ``x`` (N, 1, 28, 28) uint8, as
+    :func:`fit_mae`."""
+    mean, std = _pixel_stats(x)
     config = {**DEMO_DIFFUSION, "pixel_mean": [round(mean, 6)], "pixel_std": [round(std, 6)]}
     adapter = create_adapter("diffusion", config, seed=seed)
     recipe = DiffusionTrainConfig(**{**recipe.to_dict(), "seed": seed})
@@ -117,10 +122,23 @@ def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE
     log(f"diffusion: {n_params} parameters, {recipe}")
     result = train_diffusion(adapter, x, recipe, on_log=lambda s, v: log(f"  step {s}/{recipe.steps} loss {v:.4f}"),
                              log_every=50)
-    training = {**recipe.to_dict(), "seconds": round(result.seconds, 1),
-                "losses_per_50_steps": [round(v, 5) for v in result.losses]}  # fmt: skip
+    return adapter, {**recipe.to_dict(), "seconds": round(result.seconds, 1),
+                     "losses_per_50_steps": [round(v, 5) for v in result.losses]}  # fmt: skip
+
+
+def train_demo_mae(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
+                   recipe: MAETrainConfig = DEMO_RECIPE) -> Path:
+    """Pre-train the demo MAE on the Fashion-MNIST training split; returns the checkpoint path."""
+    adapter, training = fit_mae(_training_images(source), seed, recipe, log)
+    return _save_demo(adapter, out_dir, "mae", training, DEMO_UNLEARN, log, f"MAE: {training['seconds']:.0f} s")
+
+
+def train_demo_diffusion(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=_log,
+                         recipe: DiffusionTrainConfig = DEMO_DIFFUSION_RECIPE) -> Path:
+    """Train the demo diffusion inpainter on the Fashion-MNIST training split; returns the checkpoint path."""
+    adapter, training = fit_diffusion(_training_images(source), seed, recipe, log)
     return _save_demo(adapter, out_dir, "diffusion", training, DEMO_DIFFUSION_UNLEARN, log,
-                      f"diffusion: {result.seconds:.0f} s")
+                      f"diffusion: {training['seconds']:.0f} s")
 
 
 DEMO_GAN = {"image_size": 28, "in_chans": 1, "latent_dim": 32, "g_width": 16, "d_width": 16}
@@ -134,7 +152,7 @@ def train_demo_gan(out_dir: Path, seed: int, source: Path = DEFAULT_SOURCE, log=
     The header records wall-clock and CPU seconds: on a loaded machine the wall time overstates
     what an idle one needs, CPU time / threads is the idle estimate.
     """
-    x, _, _ = _training_images(source)
+    x = _training_images(source)
     adapter = create_adapter("gan", DEMO_GAN, seed=seed)
     recipe = GANTrainConfig(**{**recipe.to_dict(), "seed": seed})
     log(f"GAN: {sum(p.numel() for p in adapter.model.parameters())} parameters, {recipe}")
