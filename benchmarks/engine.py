@@ -238,7 +238,7 @@ def cached_subset(base: Adapter, proxy: Tensor, spec: BankSpec, limit: int = MAX
     with cached targets be timed for a family whose full cache is over the limit. The step time does
     not depend on how many rows the cache holds (a lookup per row).
     """
-    per_row = CachedTargets.estimate_nbytes(base, 0, spec) // spec.noise_size  # bytes of one target + its mask
+    per_row = CachedTargets.row_nbytes(base, spec)  # bytes of one target + its mask
     n = min(len(proxy), (limit // per_row - spec.noise_size) // spec.draws_per_image)
     if n < 1:
         raise ValueError(f"the noise bank alone ({spec.noise_size} x {per_row} bytes) is over {limit} bytes")

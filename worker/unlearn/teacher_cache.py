@@ -199,14 +199,18 @@ class CachedTargets:
         return sum(t.numel() * t.element_size() for t in (self.masks, self.targets, self.noise_masks, self.noise_targets))
 
     @staticmethod
-    def estimate_nbytes(teacher: Adapter, n_images: int, spec: BankSpec) -> int:
-        """The size of a cache over ``n_images`` images, from one teacher pass on one row."""
+    def row_nbytes(teacher: Adapter, spec: BankSpec) -> int:
+        """Bytes of one cached draw (its target at the storage dtype and its uint8 mask), from one teacher pass."""
         with torch.no_grad():
             gen = torch.Generator().manual_seed(spec.seed)
             mask = teacher.random_mask(1, gen)
             row = teacher.encode(torch.full((1, *teacher.image_shape), 0.5, device=teacher.device), mask)
-        per_row = row[0].numel() * DTYPES[spec.dtype].itemsize + mask.shape[1]
-        return per_row * (n_images * spec.draws_per_image + spec.noise_size)
+        return row[0].numel() * DTYPES[spec.dtype].itemsize + mask.shape[1]
+
+    @staticmethod
+    def estimate_nbytes(teacher: Adapter, n_images: int, spec: BankSpec) -> int:
+        """The size of a cache over ``n_images`` images."""
+        return CachedTargets.row_nbytes(teacher, spec) * (n_images * spec.draws_per_image + spec.noise_size)
 
     def to_bytes(self) -> bytes:
         """Safetensors: masks as uint8, targets at the key's dtype, the key and sample keys in the metadata."""
